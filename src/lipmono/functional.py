@@ -1,0 +1,154 @@
+r"""Pure tensor functions behind the Lipschitz layers.
+
+A dense layer computes ``y = W x`` with ``W`` of shape ``(out_features, in_features)``.
+Its operator norm from :math:`(\mathbb{R}^n, \|\cdot\|_p)` to :math:`(\mathbb{R}^m, \|\cdot\|_q)`
+has a closed form for the pairs used here:
+
+=============  ===========================  =============================
+norm           value of the operator norm   unit that is rescaled
+=============  ===========================  =============================
+``l1->linf``   :math:`\max_{ij} |W_{ij}|`    each row, by its largest entry
+``linf->linf`` :math:`\max_i \sum_j |W_{ij}|` each row, by its abs-sum
+``l1->l1``     :math:`\max_j \sum_i |W_{ij}|` each column, by its abs-sum
+``l2->l2``     largest singular value         the whole matrix
+=============  ===========================  =============================
+
+Rescaling whole rows or columns, never single entries, keeps a gradient on every
+entry: a clamp of single entries would give each saturated entry a zero gradient,
+and it could never leave the boundary again.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "NORMS",
+    "CHAINS",
+    "chain_norms",
+    "check_norm",
+    "operator_norm",
+    "unit_norms",
+    "rescale",
+    "power_iteration",
+    "group_sort",
+]
+
+#: Operator norms that a :class:`~lipmono.LipschitzLinear` can bound.
+NORMS = ("l1->linf", "linf->linf", "l1->l1", "l2->l2")
+
+#: Input norm of a chain, mapped to (first layer's norm, later layers' norm).
+CHAINS = {
+    "l1": ("l1->linf", "linf->linf"),
+    "linf": ("linf->linf", "linf->linf"),
+    "l2": ("l2->l2", "l2->l2"),
+    "l1->l1": ("l1->l1", "l1->l1"),
+}
+
+
+def check_norm(norm: str) -> str:
+    """Return ``norm`` if it names a supported operator norm, else raise ``ValueError``."""
+    if norm not in NORMS:
+        raise ValueError(
+            f"norm={norm!r} is not a supported operator norm; use one of {', '.join(NORMS)}"
+        )
+    return norm
+
+
+def chain_norms(chain: str, n_layers: int) -> list[str]:
+    """Return the operator norm of each of ``n_layers`` layers in the chain ``chain``.
+
+    The ``l1`` chain starts with ``l1->linf`` and continues with ``linf->linf``: the
+    product of these norms bounds every partial derivative of the network, which is
+    what the monotonic residual needs.
+    """
+    if chain not in CHAINS:
+        raise ValueError(
+            f"norm={chain!r} is not a supported chain; use one of {', '.join(CHAINS)}"
+        )
+    first, later = CHAINS[chain]
+    return [first] + [later] * (n_layers - 1)
+
+
+def unit_norms(W: Tensor, norm: str) -> Tensor:
+    """Return the norm of each rescaling unit of ``W`` (rows, columns or the matrix).
+
+    The result broadcasts against ``W``: shape ``(out, 1)`` for row units,
+    ``(1, in)`` for column units and ``()`` for ``l2->l2``, where the spectral norm
+    is computed exactly (an SVD).
+    """
+    if norm == "l1->linf":
+        return W.abs().amax(dim=1, keepdim=True)
+    if norm == "linf->linf":
+        return W.abs().sum(dim=1, keepdim=True)
+    if norm == "l1->l1":
+        return W.abs().sum(dim=0, keepdim=True)
+    if norm == "l2->l2":
+        return torch.linalg.matrix_norm(W, ord=2)
+    raise ValueError(check_norm(norm))
+
+
+def operator_norm(W: Tensor, norm: str) -> Tensor:
+    """Return the exact operator norm of ``W`` in the pair ``norm`` (see module docs)."""
+    return unit_norms(W, norm).max()
+
+
+def rescale(W: Tensor, unit: Tensor, budget: float, always: bool = False) -> Tensor:
+    r"""Rescale each unit of ``W`` so that its norm ``unit`` is at most ``budget``.
+
+    .. math::
+
+        W_\text{eff} = W \,/\, \max(1, \|W_u\| / \lambda)
+        \quad\text{or, with ``always``,}\quad W_\text{eff} = \lambda W / \|W_u\|
+
+    The default leaves units under budget untouched, so it constrains as little as
+    possible. A unit of norm zero is left at zero.
+    """
+    ratio = unit / budget
+    if always:
+        # A zero unit has no direction to stretch, so it stays zero.
+        divisor = torch.where(ratio > 0, ratio, torch.ones_like(ratio))
+    else:
+        divisor = torch.clamp(ratio, min=1.0)
+    return W / divisor
+
+
+def power_iteration(W: Tensor, u: Tensor, v: Tensor, n_iter: int = 1) -> tuple[Tensor, Tensor]:
+    """Run ``n_iter`` steps of power iteration on ``W`` from the vectors ``u`` and ``v``.
+
+    Returns the updated unit vectors ``(u, v)``; ``u @ W @ v`` then estimates the
+    largest singular value from below. The caller owns the buffers and decides
+    whether to write the result back.
+    """
+    with torch.no_grad():
+        for _ in range(n_iter):
+            v = torch.nn.functional.normalize(W.mT @ u, dim=0, eps=1e-12)
+            u = torch.nn.functional.normalize(W @ v, dim=0, eps=1e-12)
+    return u, v
+
+
+def group_sort(x: Tensor, group_size: int = 2) -> Tensor:
+    """Sort the last dimension of ``x`` within consecutive groups of ``group_size``.
+
+    ``group_size=2`` (MaxMin) pairs feature ``i`` with feature ``i + n/2`` and puts
+    the maxima in the first half and the minima in the second: elementwise
+    max and min, no sort. Any other size sorts each group in descending order.
+    Both are permutations of the inputs at every point, so they are
+    1-Lipschitz in every p-norm and preserve the gradient norm.
+
+    Raises ``ValueError`` if the last dimension is not divisible by ``group_size``.
+    """
+    n = x.shape[-1]
+    if n % group_size != 0:
+        raise ValueError(
+            f"GroupSort needs a feature count divisible by group_size, got {n} features "
+            f"and group_size={group_size}; pick a layer width that is a multiple of {group_size}"
+        )
+    if group_size == 1:
+        return x
+    if group_size == 2:
+        a, b = x.chunk(2, dim=-1)
+        return torch.cat((torch.maximum(a, b), torch.minimum(a, b)), dim=-1)
+    grouped = x.unflatten(-1, (n // group_size, group_size))
+    return grouped.sort(dim=-1, descending=True).values.flatten(-2)
