@@ -1,5 +1,6 @@
 """lipmono: provably Lipschitz-bounded and monotonic neural networks in PyTorch."""
 
+from .affine import OutputAffine, Standardize
 from .certify import declared_bound, empirical_lipschitz, lipschitz_bound
 from .constraints import parse_monotonic_cst
 from .errors import (
@@ -29,6 +30,8 @@ __all__ = [
     "ModelFileError",
     "MonotonicMLP",
     "MonotonicResidual",
+    "OutputAffine",
+    "Standardize",
     "declared_bound",
     "empirical_lipschitz",
     "lipschitz_bound",
