@@ -4,4 +4,24 @@ Nothing here downloads: loaders read files shipped with the package or found in 
 data folder the caller names.
 """
 
-__all__: list[str] = []
+from .tabular import (
+    BLOGFEEDBACK_MONOTONE_COLUMNS,
+    LOAN_FEATURE_COUNT,
+    TabularSplit,
+    load_auto_mpg,
+    load_blogfeedback,
+    load_compas,
+    load_heart_disease,
+    load_loan_defaulter,
+)
+
+__all__: list[str] = [
+    "BLOGFEEDBACK_MONOTONE_COLUMNS",
+    "LOAN_FEATURE_COUNT",
+    "TabularSplit",
+    "load_auto_mpg",
+    "load_blogfeedback",
+    "load_compas",
+    "load_heart_disease",
+    "load_loan_defaulter",
+]
