@@ -14,6 +14,7 @@ from .tabular import (
     load_heart_disease,
     load_loan_defaulter,
 )
+from .trigger import make_trigger_candidates
 
 __all__: list[str] = [
     "BLOGFEEDBACK_MONOTONE_COLUMNS",
@@ -24,4 +25,5 @@ __all__: list[str] = [
     "load_compas",
     "load_heart_disease",
     "load_loan_defaulter",
+    "make_trigger_candidates",
 ]
