@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.utils.data import DistributedSampler
 
 import lipmono
 from lipmono import distributed as D
@@ -121,35 +122,39 @@ def test_parameters_digest_covers_power_iteration_buffers():
 @pytest.mark.parametrize("n_rows", [1, 7, 10, 101])
 @pytest.mark.parametrize("world_size", [1, 2, 3])
 def test_shards_cover_rows_equally(n_rows, world_size):
+    order = torch.randperm(n_rows, generator=torch.Generator().manual_seed(n_rows))
     shards = [
-        D.shard_indices(n_rows, DistributedContext(rank=r, world_size=world_size), seed=5, epoch=2)
+        D.shard_order(order, DistributedContext(rank=r, world_size=world_size)).tolist()
         for r in range(world_size)
     ]
     lengths = {len(shard) for shard in shards}
-    assert len(lengths) == 1
+    assert lengths == {-(-n_rows // world_size)}
     assert set().union(*map(set, shards)) == set(range(n_rows))
     assert sum(map(len, shards)) - n_rows < world_size
 
 
-def test_shards_change_with_epoch():
-    context = DistributedContext(rank=0, world_size=2)
-    assert D.shard_indices(100, context, epoch=0) != D.shard_indices(100, context, epoch=1)
-    assert D.shard_indices(100, context, epoch=1) == D.shard_indices(100, context, epoch=1)
+def test_shard_single_process_keeps_order():
+    order = torch.tensor([4, 0, 3, 1, 2])
+    assert torch.equal(D.shard_order(order, DistributedContext()), order)
 
 
-def test_index_batches_resume_from_position():
-    context = DistributedContext(rank=1, world_size=2)
-    full = list(D.iter_index_batches(103, 8, context, seed=1, epoch=3))
-    resumed = list(D.iter_index_batches(103, 8, context, seed=1, epoch=3, start_batch=4))
-    assert len(full) == D.batches_per_epoch(103, 8, context)
-    assert len(resumed) == len(full) - 4
-    for a, b in zip(full[4:], resumed, strict=True):
-        assert torch.equal(a, b)
+def test_shard_matches_distributed_sampler():
+    order = torch.randperm(23, generator=torch.Generator().manual_seed(0))
+    for rank in range(3):
+        sampler = DistributedSampler(order.tolist(), num_replicas=3, rank=rank, shuffle=False)
+        expected = [order[i].item() for i in sampler]
+        shard = D.shard_order(order, DistributedContext(rank=rank, world_size=3))
+        assert shard.tolist() == expected
 
 
-def test_index_batches_reject_bad_size():
-    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
-        next(D.iter_index_batches(10, 0, DistributedContext()))
+def test_shard_rejects_empty_order():
+    with pytest.raises(ValueError, match="order must contain at least one row index"):
+        D.shard_order([], DistributedContext())
+
+
+def test_batches_per_epoch_counts_padding():
+    assert D.batches_per_epoch(103, 8, DistributedContext(rank=0, world_size=2)) == 7
+    assert D.batches_per_epoch(103, 8, DistributedContext()) == 13
 
 
 def test_all_reduce_sums_single_process():

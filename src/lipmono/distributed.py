@@ -37,7 +37,6 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DistributedSampler
 
 from .errors import LipmonoError
 
@@ -59,8 +58,7 @@ __all__ = [
     "broadcast_object",
     "parameters_digest",
     "check_parameters_in_sync",
-    "shard_indices",
-    "iter_index_batches",
+    "shard_order",
     "batches_per_epoch",
 ]
 
@@ -279,11 +277,11 @@ def wrap_model(module: nn.Module, context: DistributedContext) -> nn.Module:
     network takes part in every forward pass. Buffers are synchronised before each
     forward pass, so the power-iteration vectors and the scaler of rank 0 are used
     everywhere.
-    A single-process context returns the module unwrapped.
+    A single-process context returns the module unchanged, on its own device.
     """
-    module = module.to(context.device)
     if not context.is_distributed:
         return module
+    module = module.to(context.device)
     device_ids = [context.local_rank] if context.device.type == "cuda" else None
     return DistributedDataParallel(
         module, device_ids=device_ids, find_unused_parameters=False, **_BUFFER_SYNC
@@ -369,64 +367,33 @@ def check_parameters_in_sync(module: nn.Module, context: DistributedContext) -> 
     return digest
 
 
-def shard_indices(
-    n_rows: int,
-    context: DistributedContext,
-    *,
-    shuffle: bool = True,
-    seed: int = 0,
-    epoch: int = 0,
-) -> list[int]:
-    """Return this rank's row indices for one epoch, as ``DistributedSampler`` draws them.
+def shard_order(order, context: DistributedContext) -> Tensor:
+    """Return this rank's part of ``order``, a permutation of row indices.
 
-    Every rank gets ``ceil(n_rows / world_size)`` indices: the permutation (seeded
-    by ``seed + epoch``) is padded by repeating its first rows, so all ranks run
-    the same number of steps, which DDP needs. The shards cover every row.
+    The order is padded by repeating its first entries until its length is a
+    multiple of the world size, then rank ``r`` takes entries ``r, r + world_size,
+    ...``, as :class:`torch.utils.data.DistributedSampler` splits its indices. Every
+    rank gets ``ceil(len(order) / world_size)`` rows, so all ranks run the same
+    number of steps, which DDP needs, and together the shards cover every row. A
+    single process gets ``order`` unchanged.
+
+    Returns
+    -------
+    Tensor
+        Row indices of dtype int64, shape ``(ceil(len(order) / world_size),)``.
     """
-    if n_rows < 1:
-        raise ValueError(f"n_rows must be positive, got {n_rows}")
-    sampler = DistributedSampler(
-        range(n_rows),
-        num_replicas=context.world_size,
-        rank=context.rank,
-        shuffle=shuffle,
-        seed=seed,
-        drop_last=False,
-    )
-    sampler.set_epoch(epoch)
-    return list(sampler)
+    order = torch.as_tensor(order, dtype=torch.int64).reshape(-1)
+    if order.numel() == 0:
+        raise ValueError("order must contain at least one row index, got an empty sequence")
+    world = context.world_size
+    if world == 1:
+        return order
+    padded_length = math.ceil(order.numel() / world) * world
+    repeats = math.ceil(padded_length / order.numel())
+    padded = order.repeat(repeats)[:padded_length]
+    return padded[context.rank :: world]
 
 
 def batches_per_epoch(n_rows: int, batch_size: int, context: DistributedContext) -> int:
     """Return how many batches each rank runs per epoch over ``n_rows`` rows."""
     return math.ceil(math.ceil(n_rows / context.world_size) / batch_size)
-
-
-def iter_index_batches(
-    n_rows: int,
-    batch_size: int,
-    context: DistributedContext,
-    *,
-    shuffle: bool = True,
-    seed: int = 0,
-    epoch: int = 0,
-    start_batch: int = 0,
-) -> Iterator[Tensor]:
-    """Yield this rank's batches of row indices for one epoch, from ``start_batch`` on.
-
-    ``start_batch`` is the data position of a resumed run: batches before it were
-    trained on before the interruption and are skipped. The order depends only on
-    ``seed``, ``epoch`` and the world size, so a resumed run gets the same batches.
-
-    Yields
-    ------
-    Tensor
-        Row indices of dtype int64, shape ``(batch_size,)`` or shorter for the last batch.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
-    indices = torch.tensor(
-        shard_indices(n_rows, context, shuffle=shuffle, seed=seed, epoch=epoch), dtype=torch.int64
-    )
-    for start in range(start_batch * batch_size, len(indices), batch_size):
-        yield indices[start : start + batch_size]
