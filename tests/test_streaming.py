@@ -245,3 +245,39 @@ def test_stream_memory_stays_under_cap(tmp_path):
     # The control: loading the whole file does exceed the cap, so the check can fail.
     assert loaded["rows"] == n_rows
     assert loaded["arrow_peak_mb"] > data_mb > cap_mb
+
+
+def test_converter_matches_in_memory_encoding(tmp_path):
+    from lipmono.schema import Standardizer, TableSchema
+
+    table = _table(500).append_column("constant", pa.array(np.full(500, 2.5)))
+    path = tmp_path / "mixed.parquet"
+    pq.write_table(table, path, row_group_size=64)
+    features = ["big", "colour", "x", "constant"]
+    stats = S.fit_stream_statistics(path, ["big", "x", "constant"], ["colour"], batch_size=50)
+    schema = S.table_schema(stats, features)
+    scaler = S.encoded_standardizer(stats, schema)
+
+    frame = table.select(features).to_pandas()
+    expected_schema = TableSchema.infer(frame)
+    encoded = expected_schema.encode(frame)
+    expected_scaler = Standardizer.fit(encoded)
+    assert schema.to_dict() == expected_schema.to_dict()
+    np.testing.assert_allclose(scaler.mean, expected_scaler.mean, rtol=1e-12)
+    np.testing.assert_allclose(scaler.scale, expected_scaler.scale, rtol=1e-9)
+
+    converter = S.TableConverter(schema, scaler, target="row")
+    batches = S.StreamingBatches(path, converter.columns, 128, converter=converter, shuffle=False)
+    streamed = np.concatenate([batch[0].numpy() for batch in batches])
+    targets = np.concatenate([batch[1].numpy() for batch in batches])
+    # The means agree to a few ulps of 1e8, which the scale of 0.5 would magnify, so the
+    # batches are compared against the in-memory encoding with the streamed scaler.
+    standardized = (encoded - scaler.mean) / scaler.scale
+    np.testing.assert_allclose(streamed, standardized, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(targets, np.arange(500))
+
+
+def test_table_schema_rejects_unknown_column(parquet_file):
+    stats = S.fit_stream_statistics(parquet_file, ["x"])
+    with pytest.raises(DataError, match=r"column 'big' was not in the statistics pass"):
+        S.table_schema(stats, ["x", "big"])

@@ -29,6 +29,7 @@ from torch import Tensor
 
 from .distributed import DistributedContext
 from .errors import DataError
+from .schema import CATEGORICAL, NUMERIC, ColumnSpec, Standardizer, TableSchema
 
 __all__ = [
     "SUFFIX_FORMATS",
@@ -41,6 +42,9 @@ __all__ = [
     "iter_exact_batches",
     "fit_stream_statistics",
     "numeric_matrix",
+    "table_schema",
+    "encoded_standardizer",
+    "TableConverter",
 ]
 
 logger = logging.getLogger(__name__)
@@ -260,8 +264,11 @@ class StreamStatistics:
     mean: np.ndarray
     #: Population standard deviation (ddof=0) of each numeric column, shape ``(n_numeric,)``.
     std: np.ndarray
-    #: Sorted distinct values of each categorical column (and of a classification target).
-    levels: dict[str, list] = field(default_factory=dict)
+    #: Distinct values of each categorical column (and of a classification target),
+    #: as strings in sorted order, the way :class:`~lipmono.schema.TableSchema` stores them.
+    levels: dict[str, list[str]] = field(default_factory=dict)
+    #: Number of rows holding each level, in the order of ``levels``.
+    level_counts: dict[str, list[int]] = field(default_factory=dict)
 
 
 def numeric_matrix(batch: pa.RecordBatch, columns: Sequence[str], first_row: int = 0) -> np.ndarray:
@@ -293,15 +300,17 @@ def numeric_matrix(batch: pa.RecordBatch, columns: Sequence[str], first_row: int
     return matrix
 
 
-def _collect_levels(
-    batch: pa.RecordBatch, name: str, levels: set, max_levels: int, first_row: int
+def _count_levels(
+    batch: pa.RecordBatch, name: str, counts: dict[str, int], max_levels: int, first_row: int
 ) -> None:
     column = batch.column(name)
     if column.null_count:
         row = first_row + int(pc.index(pc.is_null(column), True).as_py())
         raise DataError(f"column {name!r} has a missing value at row {row}; fill or drop it")
-    levels.update(pc.unique(column).to_pylist())
-    if len(levels) > max_levels:
+    for entry in pc.value_counts(column).to_pylist():
+        level = str(entry["values"])
+        counts[level] = counts.get(level, 0) + int(entry["counts"])
+    if len(counts) > max_levels:
         raise DataError(
             f"column {name!r} has more than max_levels={max_levels} distinct values; "
             "treat it as numeric, group rare values, or raise max_levels"
@@ -340,14 +349,14 @@ def fit_stream_statistics(
     numeric_columns, categorical_columns = list(numeric_columns), list(categorical_columns)
     check_columns(dataset, numeric_columns + categorical_columns)
     moments = RunningMoments(len(numeric_columns))
-    level_sets: dict[str, set] = {name: set() for name in categorical_columns}
+    level_counts: dict[str, dict[str, int]] = {name: {} for name in categorical_columns}
     rows = 0
     columns = numeric_columns + categorical_columns
     for batch in _iter_batches(dataset, columns, batch_size):
         if numeric_columns:
             moments.update(numeric_matrix(batch, numeric_columns, first_row=rows))
         for name in categorical_columns:
-            _collect_levels(batch, name, level_sets[name], max_levels, rows)
+            _count_levels(batch, name, level_counts[name], max_levels, rows)
         rows += batch.num_rows
     if rows == 0:
         raise DataError(f"the data in {source!r} has no rows")
@@ -358,8 +367,111 @@ def fit_stream_statistics(
         numeric_columns=numeric_columns,
         mean=moments.mean if numeric_columns else np.zeros(0),
         std=std,
-        levels={name: sorted(values) for name, values in level_sets.items()},
+        levels={name: sorted(counts) for name, counts in level_counts.items()},
+        level_counts={
+            name: [counts[level] for level in sorted(counts)]
+            for name, counts in level_counts.items()
+        },
     )
+
+
+def table_schema(stats: StreamStatistics, feature_columns: Sequence[str]) -> TableSchema:
+    """Return the schema of ``feature_columns``: categorical where ``stats`` has levels.
+
+    Raises :class:`DataError` for a column that ``stats`` did not cover.
+    """
+    columns = []
+    for name in feature_columns:
+        if name in stats.levels:
+            columns.append(ColumnSpec(name, CATEGORICAL, list(stats.levels[name])))
+        elif name in stats.numeric_columns:
+            columns.append(ColumnSpec(name, NUMERIC))
+        else:
+            raise DataError(
+                f"column {name!r} was not in the statistics pass; pass it to "
+                "fit_stream_statistics as a numeric or categorical column"
+            )
+    return TableSchema(columns)
+
+
+def encoded_standardizer(stats: StreamStatistics, schema: TableSchema) -> Standardizer:
+    """Return the scaler of the encoded columns of ``schema``, from ``stats`` alone.
+
+    A one-hot column of a level seen in a fraction ``p`` of the rows has mean
+    ``p`` and standard deviation ``sqrt(p (1 - p))``. The result equals
+    ``Standardizer.fit`` on the whole encoded table, constant columns (scale 1)
+    included, up to rounding.
+    """
+    means, scales = [], []
+    for column in schema.columns:
+        if column.kind == NUMERIC:
+            j = stats.numeric_columns.index(column.name)
+            means.append(stats.mean[j])
+            scales.append(stats.std[j])
+        else:
+            for count in stats.level_counts[column.name]:
+                fraction = count / stats.n_rows
+                means.append(fraction)
+                scales.append(math.sqrt(fraction * (1.0 - fraction)))
+    scale = np.asarray(scales, dtype=np.float64)
+    scale[~(scale > 0)] = 1.0
+    return Standardizer(np.asarray(means, dtype=np.float64), scale)
+
+
+class TableConverter:
+    """Encode record batches as the estimators do: one-hot, then standardize.
+
+    Parameters
+    ----------
+    schema : TableSchema
+        The input columns and their levels (:func:`table_schema`).
+    scaler : Standardizer
+        Mean and positive scale of each encoded column (:func:`encoded_standardizer`).
+    target : str, optional
+        Column of the target; without it a batch converts to the features alone.
+    target_transform : callable, optional
+        Maps the target column (a :class:`pyarrow.Array`) to a tensor; defaults to
+        float64 values of shape ``(N,)``.
+
+    Returns (on call)
+    -----------------
+    tuple of Tensor
+        Features of shape ``(N, n_encoded)`` in float64, then the target if any.
+    """
+
+    def __init__(
+        self,
+        schema: TableSchema,
+        scaler: Standardizer,
+        target: str | None = None,
+        target_transform: Callable[[pa.Array], Tensor] | None = None,
+    ) -> None:
+        self.schema = schema
+        self.scaler = scaler
+        self.target = target
+        self.target_transform = target_transform or _float_target(target)
+
+    @property
+    def columns(self) -> list[str]:
+        """Columns to read from the files: the features, then the target."""
+        names = self.schema.feature_names + ([self.target] if self.target else [])
+        return list(dict.fromkeys(names))
+
+    def __call__(self, batch: pa.RecordBatch) -> tuple[Tensor, ...]:
+        frame = batch.select(self.schema.feature_names).to_pandas()
+        encoded = (self.schema.encode(frame) - self.scaler.mean) / self.scaler.scale
+        features = torch.from_numpy(np.ascontiguousarray(encoded))
+        if self.target is None:
+            return (features,)
+        return features, self.target_transform(batch.column(self.target))
+
+
+def _float_target(name: str | None) -> Callable[[pa.Array], Tensor]:
+    def convert(column: pa.Array) -> Tensor:
+        table = pa.RecordBatch.from_arrays([column], names=[name or "target"])
+        return torch.from_numpy(numeric_matrix(table, [name or "target"])[:, 0])
+
+    return convert
 
 
 def _default_converter(columns: Sequence[str]) -> Callable[[pa.RecordBatch], tuple[Tensor, ...]]:
