@@ -17,6 +17,22 @@ from .monotonic import MonotonicResidual
 
 __version__ = "0.1.0"
 
+# Names imported on first use: the estimators and model files need scikit-learn and
+# pandas, which would make `import lipmono` slow for users of the torch layers alone.
+_LAZY = {
+    "MonotonicClassifier": "lipmono.estimators",
+    "MonotonicRegressor": "lipmono.estimators",
+    "load": "lipmono.serialization",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'lipmono' has no attribute {name!r}")
+
 __all__ = [
     "BudgetError",
     "CertificateError",
@@ -28,13 +44,16 @@ __all__ = [
     "LipschitzMLP",
     "LipschitzNormalization",
     "ModelFileError",
+    "MonotonicClassifier",
     "MonotonicMLP",
+    "MonotonicRegressor",
     "MonotonicResidual",
     "OutputAffine",
     "Standardize",
     "declared_bound",
     "empirical_lipschitz",
     "lipschitz_bound",
+    "load",
     "parse_monotonic_cst",
     "split_budget",
 ]

@@ -1,0 +1,81 @@
+"""The ``lipmono`` command line.
+
+Each subcommand is a module of this package that defines
+
+* a docstring, whose first line is the subcommand's help text;
+* ``add_arguments(parser)``, which adds its options to an :mod:`argparse` parser;
+* ``run(args) -> int``, which does the work and returns the exit status.
+
+To add a subcommand, write ``lipmono/cli/<name>.py`` and add ``"<name>"`` to
+:data:`COMMANDS` below; that one line is the whole registration. Modules import
+heavy libraries inside ``run`` so that ``lipmono --help`` stays fast.
+
+:func:`main` catches :class:`~lipmono.errors.LipmonoError` and file errors, prints
+``error: <message>`` to stderr and returns 2; an interrupt returns 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from .. import __version__
+from ..errors import LipmonoError
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+#: Subcommand module names, in the order ``lipmono --help`` lists them.
+COMMANDS = [
+    "train",
+    "predict",
+    "evaluate",
+    "info",
+    "demo",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser of the ``lipmono`` command with every registered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="lipmono",
+        description="Train, inspect and apply provably monotonic, Lipschitz-bounded networks.",
+    )
+    parser.add_argument("--version", action="version", version=f"lipmono {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        module = importlib.import_module(f"{__name__}.{name}")
+        summary = (module.__doc__ or "").strip().splitlines()[0]
+        subparser = subparsers.add_parser(
+            name,
+            help=summary,
+            description=(module.__doc__ or "").strip(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(subparser)
+        subparser.set_defaults(handler=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``lipmono`` with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_request:
+        return int(exit_request.code or 0)
+    if getattr(args, "verbose", False):
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        return int(args.handler(args) or 0)
+    except LipmonoError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        # File errors (not found, permission denied, folder missing) carry their own text.
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,170 @@
+"""Train a monotonic network on a CSV or Parquet table and save it.
+
+The task is classification when the target is not numeric or has exactly two
+distinct values, and regression otherwise (override with --task). A checkpoint
+is written next to the model (OUT.ckpt) after every epoch; after an interruption,
+run the same command with --resume to continue. The checkpoint is removed once
+the model is saved.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import ConstraintError, DataError
+from ._io import column_list, read_table, split_target
+
+__all__ = ["add_arguments", "run", "infer_task", "parse_hidden"]
+
+
+def parse_hidden(text: str) -> tuple[int, ...]:
+    """Parse ``"64,64"`` into ``(64, 64)`` for --hidden."""
+    try:
+        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid layer sizes {text!r}; give positive integers separated by commas, like 64,64"
+        ) from None
+    if not sizes or any(size < 1 for size in sizes):
+        raise argparse.ArgumentTypeError(
+            f"invalid layer sizes {text!r}; give positive integers separated by commas, like 64,64"
+        )
+    return sizes
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data", help="training table (.csv, or .parquet/.pq)")
+    parser.add_argument("--target", required=True, help="name of the target column")
+    parser.add_argument(
+        "--increasing",
+        action="append",
+        metavar="COLS",
+        help="columns the output must increase with (comma separated; may be repeated)",
+    )
+    parser.add_argument(
+        "--decreasing",
+        action="append",
+        metavar="COLS",
+        help="columns the output must decrease with (comma separated; may be repeated)",
+    )
+    parser.add_argument(
+        "--task",
+        choices=["auto", "regression", "classification"],
+        default="auto",
+        help="kind of model (default: auto, see above)",
+    )
+    add_model_options(parser)
+    parser.add_argument(
+        "--out", default="model.safetensors", help="model file to write (default: %(default)s)"
+    )
+    parser.add_argument("--resume", action="store_true", help="continue from OUT.ckpt if it exists")
+
+
+def add_model_options(parser: argparse.ArgumentParser, *, epochs: int = 200) -> None:
+    """Add the estimator options shared by train and demo."""
+    parser.add_argument(
+        "--lipschitz", type=float, default=1.0, help="Lipschitz bound lambda (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--hidden",
+        type=parse_hidden,
+        default=(64, 64),
+        metavar="SIZES",
+        help="hidden layer widths, comma separated (default: 64,64)",
+    )
+    parser.add_argument(
+        "--group-size", type=int, default=2, help="GroupSort group size (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=epochs, help="maximum number of epochs (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=256, help="mini-batch size (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--learning-rate", type=float, default=1e-3, help="Adam step size (default: %(default)s)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    parser.add_argument(
+        "--device", default="auto", help="torch device: auto, cpu, cuda:0 (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="show a progress bar and per-epoch losses"
+    )
+
+
+def infer_task(target) -> str:
+    """Return "classification" for a non-numeric or two-valued target, else "regression"."""
+    import pandas as pd
+
+    if not pd.api.types.is_numeric_dtype(target) or pd.api.types.is_bool_dtype(target):
+        return "classification"
+    return "classification" if target.dropna().nunique() == 2 else "regression"
+
+
+def constraints_from(args, features) -> dict[str, int]:
+    """Return ``{column: direction}`` from --increasing and --decreasing."""
+    increasing = column_list(args.increasing)
+    decreasing = column_list(args.decreasing)
+    both = sorted(set(increasing) & set(decreasing))
+    if both:
+        raise ConstraintError(
+            f"columns given as both --increasing and --decreasing: {', '.join(both)}"
+        )
+    if args.target in increasing + decreasing:
+        raise ConstraintError(f"{args.target!r} is the target; constrain feature columns only")
+    unknown = [name for name in increasing + decreasing if name not in features.columns]
+    if unknown:
+        raise ConstraintError(
+            f"constrained column(s) {', '.join(map(repr, unknown))} not found; the feature "
+            f"columns are: {', '.join(map(str, features.columns))}"
+        )
+    return {**{name: 1 for name in increasing}, **{name: -1 for name in decreasing}}
+
+
+def estimator_from(args, task: str, constraints):
+    """Build the estimator of ``task`` from the shared model options."""
+    from ..estimators import MonotonicClassifier, MonotonicRegressor
+
+    cls = MonotonicClassifier if task == "classification" else MonotonicRegressor
+    return cls(
+        constraints,
+        lipschitz=args.lipschitz,
+        hidden_layer_sizes=args.hidden,
+        group_size=args.group_size,
+        learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
+        max_iter=args.epochs,
+        random_state=args.seed,
+        verbose=args.verbose,
+        device=args.device,
+    )
+
+
+def run(args) -> int:
+    frame = read_table(args.data)
+    features, target = split_target(frame, args.target, args.data)
+    if features.shape[1] == 0:
+        raise DataError(
+            f"{str(args.data)!r} has no feature columns besides the target {args.target!r}"
+        )
+    task = infer_task(target) if args.task == "auto" else args.task
+    estimator = estimator_from(args, task, constraints_from(args, features))
+    checkpoint = Path(f"{args.out}.ckpt")
+    estimator.fit(features, target, checkpoint_path=checkpoint, resume=args.resume)
+    estimator.save(args.out)
+    checkpoint.unlink(missing_ok=True)
+    last = estimator.history_[-1]
+    print(f"task: {task}; {len(frame)} rows, {features.shape[1]} feature columns")
+    print(
+        f"epochs: {estimator.n_iter_} (best {estimator.best_epoch_}); final train loss "
+        f"{last['train_loss']:.4f}"
+        + (f", validation loss {last['val_loss']:.4f}" if last["val_loss"] is not None else "")
+    )
+    print(
+        f"certified Lipschitz bound: {estimator.certificate_['lipschitz_original']:.4g} "
+        f"({estimator.certificate_['norm_pair']}, original units)"
+    )
+    print(f"model written to {args.out}")
+    return 0
