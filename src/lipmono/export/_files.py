@@ -1,0 +1,56 @@
+"""Atomic file writes: a temporary file in the target's folder, renamed into place."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import ExportError
+
+__all__ = ["check_target", "atomic_path", "write_bytes_atomic"]
+
+
+def check_target(path: str | os.PathLike) -> Path:
+    """Return ``path`` as a Path if a file can be written there, else raise ``ExportError``."""
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise ExportError(
+            f"cannot write {str(target)!r}: the folder {str(target.parent)!r} does not exist; "
+            "create it first"
+        )
+    if target.is_dir():
+        raise ExportError(f"cannot write {str(target)!r}: it is a folder, give a file path")
+    return target
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` and rename it to ``path`` on success.
+
+    If the body raises, the temporary file is removed and ``path`` is left as it
+    was, so an interrupted export never leaves a half-written file.
+    """
+    target = check_target(path)
+    handle, temporary = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+    )
+    os.close(handle)
+    try:
+        yield Path(temporary)
+        # mkstemp creates the file readable by its owner only; exports are meant to be shared.
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically and return the path."""
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(data)
+    return Path(path)
