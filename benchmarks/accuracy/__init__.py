@@ -1,0 +1,1 @@
+"""Accuracy benchmark against published monotonic-network results and tree models."""

@@ -1,0 +1,178 @@
+"""Markdown rendering of the accuracy results and replacement of the page section."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from .config import METRICS, SPECS
+
+__all__ = ["render_section", "replace_section", "goal_checks", "ANALYSIS"]
+
+START, END = "<!-- accuracy:start -->", "<!-- accuracy:end -->"
+
+_LABELS = {
+    "lipmono": "lipmono MonotonicMLP",
+    "lipmono_unconstrained": "same network, unconstrained",
+    "xgboost": "XGBoost, monotone",
+    "lightgbm": "LightGBM, monotone",
+    "hist_gradient_boosting": "HistGradientBoosting, monotone",
+}
+
+#: Hand-written remarks per data set, shown under its tables: what the numbers
+#: mean and, where a goal is missed, what was tried. Update after a full run.
+ANALYSIS: dict[str, str] = {}
+
+
+def _fmt(value: float, metric: str) -> str:
+    return f"{value:.2f}" if metric in ("accuracy", "mse") else f"{value:.4f}"
+
+
+def _better(a: float, b: float, metric: str) -> bool:
+    return a > b if METRICS[metric].higher_is_better else a < b
+
+
+def goal_checks(results: dict) -> list[str]:
+    """Return one line per goal: the value reached, the target, met or missed by how much."""
+    lines = []
+    ahead = []
+    for name, entry in results["datasets"].items():
+        if entry.get("status") != "run":
+            continue
+        metric = entry["metric"]
+        for protocol, target in SPECS[name].goals.items():
+            ours = next(r for r in entry[protocol]["rows"] if r["model"] == "lipmono")
+            value = ours["mean"]
+            met = value >= target if METRICS[metric].higher_is_better else value <= target
+            gap = abs(value - target)
+            verdict = "met" if met else f"missed by {_fmt(gap, metric)}"
+            lines.append(
+                f"- {name}, {protocol}: {_fmt(value, metric)} (mean) against the goal "
+                f"{_fmt(target, metric)}: {verdict}"
+            )
+        honest = {r["model"]: r["mean"] for r in entry["honest"]["rows"]}
+        trees = [m for m in honest if not m.startswith("lipmono")]
+        if all(_better(honest["lipmono"], honest[m], metric) for m in trees):
+            ahead.append(name)
+    count = sum(1 for e in results["datasets"].values() if e.get("status") == "run")
+    lines.append(
+        f"- honest protocol, ahead of every tree baseline (mean) on {len(ahead)} of {count} "
+        f"data sets ({', '.join(ahead) or 'none'}); the goal is at least three of four"
+    )
+    return lines
+
+
+def _table(rows: list[dict], metric: str, length_name: str) -> list[str]:
+    out = [
+        f"| model | {METRICS[metric].name} mean ± std | min – max | size | "
+        f"{length_name} | fit time (s) | violation rate |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lengths = sorted(set(row["selected_per_seed"]))
+        length = str(lengths[0]) if len(lengths) == 1 else f"{lengths[0]}–{lengths[-1]}"
+        out.append(
+            f"| {_LABELS[row['model']]} | {_fmt(row['mean'], metric)} ± {_fmt(row['std'], metric)}"
+            f" | {_fmt(row['min'], metric)} – {_fmt(row['max'], metric)}"
+            f" | {row['size']:,} {row['size_unit']} | {length}"
+            f" | {row['fit_seconds_mean']:.1f} | {row['violation_rate_max']:.4%} |"
+        )
+    return out
+
+
+def render_section(results: dict) -> str:
+    """Return the markdown between the accuracy markers."""
+    meta = results["meta"]
+    lines = [
+        f"Command: `{meta['command']}` ({meta['mode']} mode), finished {meta['finished']}, "
+        f"{meta['wall_minutes']:.1f} minutes on {meta['machine']}. "
+        f"Versions: {meta['versions']}. Raw results: `{meta['results_file']}`.",
+        "",
+        "Two protocols, both on the papers' fixed train/test splits:",
+        "",
+        "- **Literature**: fixed settings; the epoch (networks) or number of trees with the "
+        "best *test* score is reported, as most monotonic-network papers do. This looks at "
+        "the test set, so it is optimistic; it is here only to compare with published tables. "
+        f"Seeds {meta['literature_seeds']}.",
+        "- **Honest**: settings and the number of epochs or trees are chosen by K-fold "
+        "cross-validation on the training rows (one 80/20 holdout for BlogFeedback), then "
+        "refit on all training rows and scored once on the test set. "
+        f"Mean ± sample std over seeds {meta['honest_seeds']}.",
+        "",
+        "Columns: *size* counts trainable scalars for the networks and leaves summed over "
+        "all trees for the boosters (each tree also has leaves − 1 split nodes). "
+        "*Fit time* is wall-clock seconds per fit on one thread, including the per-epoch "
+        "test evaluation in the literature protocol. *Violation rate* is the largest, over "
+        f"seeds, fraction of {meta['n_probe_pairs']:,} random probe pairs (a test row and a "
+        "copy moved along one constrained feature in its direction, by up to the feature's "
+        "range) whose output moves the wrong way by more than 1e-6 relative; networks are "
+        "probed in float64. The unconstrained network has the same widths and Lipschitz "
+        "bound, with every constraint set to 0.",
+        "",
+        "Published numbers are quoted as given in the literature; the tables they come "
+        "from were not re-checked against the papers here.",
+        "",
+    ]
+    for name, entry in results["datasets"].items():
+        lines.append(f"### {name}")
+        lines.append("")
+        if entry.get("status") != "run":
+            lines.append(f"Not run: {entry['reason']}.")
+            lines.append("")
+            continue
+        metric = entry["metric"]
+        lines.append(
+            f"{entry['n_train']:,} train and {entry['n_test']:,} test rows, "
+            f"{entry['n_features']} features, {entry['n_constrained']} constrained. "
+            f"{entry['notes']}"
+        )
+        lines.append("")
+        for item in entry["published"]:
+            lines.append(
+                f"- Published: {_fmt(item['value'], metric)} ({item['model']}; {item['source']})"
+            )
+        lines.append("")
+        lines.append("Literature protocol (best epoch or tree count on the test set):")
+        lines.append("")
+        lines.extend(_table(entry["literature"]["rows"], metric, "best epoch / trees"))
+        lines.append("")
+        lines.append("Honest protocol (settings chosen on the training rows):")
+        lines.append("")
+        lines.extend(_table(entry["honest"]["rows"], metric, "epochs / trees"))
+        lines.append("")
+        if name in ANALYSIS:
+            lines.append(ANALYSIS[name])
+            lines.append("")
+    lines.append("### ChestXRay")
+    lines.append("")
+    lines.append(
+        "Not run: only the label table (`sample_labels.csv`, 5,606 rows) is available, "
+        "without the X-ray images, and the published benchmark feeds ResNet-18 image "
+        "features to the network, so it cannot be reproduced."
+    )
+    lines.append("")
+    lines.append("### Goals")
+    lines.append("")
+    lines.extend(goal_checks(results))
+    if "overall" in ANALYSIS:
+        lines.append("")
+        lines.append(ANALYSIS["overall"])
+    return "\n".join(lines)
+
+
+def replace_section(page: Path, section: str) -> None:
+    """Replace the text between the accuracy markers of ``page``, atomically."""
+    text = page.read_text(encoding="utf-8")
+    if START not in text or END not in text:
+        raise ValueError(
+            f"{page} lacks the markers {START} and {END}; add them where the accuracy "
+            "section belongs"
+        )
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    new_text = f"{head}{START}\n{section}\n{END}{tail}"
+    fd, tmp = tempfile.mkstemp(dir=page.parent, prefix=f".{page.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(new_text)
+    os.replace(tmp, page)
