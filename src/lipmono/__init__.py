@@ -22,6 +22,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "MonotonicClassifier": "lipmono.estimators",
     "MonotonicRegressor": "lipmono.estimators",
+    "audit": "lipmono.audit",
     "load": "lipmono.serialization",
 }
 
@@ -50,6 +51,7 @@ __all__ = [
     "MonotonicResidual",
     "OutputAffine",
     "Standardize",
+    "audit",
     "declared_bound",
     "empirical_lipschitz",
     "lipschitz_bound",

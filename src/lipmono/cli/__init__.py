@@ -33,6 +33,7 @@ COMMANDS = [
     "evaluate",
     "info",
     "demo",
+    "audit",
 ]
 
 
