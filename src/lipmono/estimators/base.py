@@ -75,10 +75,12 @@ def _check_hidden(hidden_layer_sizes, group_size: int) -> list[int]:
 
 
 def _jsonable(value):
-    """Return ``value`` (a parameter) as JSON data; dict keys keep their type in pairs."""
+    """Return the parameter ``value`` as JSON data, tagging dicts and tuples to keep their type."""
     if isinstance(value, dict):
         return {"__dict__": [[_jsonable(k), _jsonable(v)] for k, v in value.items()]}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, tuple):
+        return {"__tuple__": [_jsonable(v) for v in value]}
+    if isinstance(value, list):
         return [_jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
         return value.tolist()
@@ -92,6 +94,8 @@ def _jsonable(value):
 def _from_jsonable(value):
     if isinstance(value, dict) and "__dict__" in value:
         return {_from_jsonable(k): _from_jsonable(v) for k, v in value["__dict__"]}
+    if isinstance(value, dict) and "__tuple__" in value:
+        return tuple(_from_jsonable(v) for v in value["__tuple__"])
     if isinstance(value, list):
         return [_from_jsonable(v) for v in value]
     return value

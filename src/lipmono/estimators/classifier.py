@@ -57,7 +57,18 @@ encoded_monotonic_cst_, certificate_, history_, n_iter_
     def _prepare_target(self, y, n_samples: int):
         y = column_or_1d(y, warn=True)
         check_consistent_length(np.empty((n_samples, 0)), y)
-        check_classification_targets(y)
+        missing = _count_missing(y)
+        if missing:
+            raise DataError(
+                f"the target contains missing values in {missing} rows; remove those rows first"
+            )
+        try:
+            check_classification_targets(y)
+        except ValueError as error:
+            raise DataError(
+                f"{str(error).rstrip('.')}. MonotonicClassifier needs class labels; use "
+                "MonotonicRegressor for a continuous target"
+            ) from None
         classes, encoded = np.unique(y, return_inverse=True)
         if len(classes) < 2:
             raise DataError(
@@ -115,3 +126,11 @@ encoded_monotonic_cst_, certificate_, history_, n_iter_
     def _restore_extra(self, document: dict) -> None:
         classes = document["classes"]
         self.classes_ = np.asarray(classes["values"], dtype=np.dtype(classes["dtype"]))
+
+
+def _count_missing(y) -> int:
+    if y.dtype.kind == "f":
+        return int(np.isnan(y).sum())
+    if y.dtype.kind == "O":
+        return int(sum(1 for value in y if value is None or value != value))
+    return 0
