@@ -32,6 +32,7 @@ COMMANDS = [
     "predict",
     "evaluate",
     "info",
+    "export",
     "demo",
     "audit",
 ]

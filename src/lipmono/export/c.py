@@ -310,9 +310,9 @@ def export_c(
 
     Parameters
     ----------
-    model : nn.Module or estimator
-        A module :func:`~lipmono.export.fold` accepts, or a fitted estimator with
-        ``to_torch()``.
+    model : nn.Module, estimator or path-like
+        A module :func:`~lipmono.export.fold` accepts, a fitted estimator with
+        ``to_torch()``, or the path of a model file.
     directory : path-like
         An existing folder. Both files are written atomically.
     prefix : str, default="lipmono_model"

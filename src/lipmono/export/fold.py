@@ -78,6 +78,9 @@ class FoldedNetwork(nn.Module):
     Input ``(N, in_features)``, output ``(N, out_features)``.
     """
 
+    # TorchScript compiles properties unless told not to, and cannot compile next().
+    __jit_unused_properties__ = ["dtype"]
+
     def __init__(self, body: nn.Sequential, skip: nn.Linear | None = None) -> None:
         super().__init__()
         dense = [m for m in body if isinstance(m, nn.Linear)]
@@ -87,6 +90,11 @@ class FoldedNetwork(nn.Module):
         self.skip = skip
         self.in_features = dense[0].in_features
         self.out_features = dense[-1].out_features
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the weights, which inputs must have."""
+        return next(self.parameters()).dtype
 
     def forward(self, x: Tensor) -> Tensor:
         y = self.body(x)
@@ -167,7 +175,7 @@ def _check_finite(name: str, tensor: Tensor | None) -> None:
         )
 
 
-def fold(module: nn.Module) -> FoldedNetwork:
+def fold(module: nn.Module, dtype: torch.dtype | None = None) -> FoldedNetwork:
     """Fold a lipmono network into a :class:`FoldedNetwork` with the same outputs.
 
     Parameters
@@ -178,11 +186,14 @@ def fold(module: nn.Module) -> FoldedNetwork:
         and activations, or any of these between
         :class:`~lipmono.Standardize` and :class:`~lipmono.OutputAffine` in an
         :class:`nn.Sequential`.
+    dtype : torch.dtype, optional
+        The dtype of the folded weights; the module's own by default. Folding
+        computes in float64 and rounds once to this dtype.
 
     Returns
     -------
     FoldedNetwork
-        In eval mode, with gradients disabled, on the module's device and dtype.
+        In eval mode, with gradients disabled, on the module's device.
 
     Raises
     ------
@@ -199,7 +210,10 @@ def fold(module: nn.Module) -> FoldedNetwork:
     dense_index = [i for i, layer in enumerate(layers) if isinstance(layer, nn.Linear)]
     if not dense_index:
         raise ExportError(f"{type(core).__name__} has no dense layer to fold")
-    dtype = layers[dense_index[0]].weight.dtype
+    if dtype is None:
+        dtype = layers[dense_index[0]].weight.dtype
+    elif not dtype.is_floating_point:
+        raise ExportError(f"dtype={dtype} is not a float dtype; use torch.float32 or torch.float64")
     needs_first = standardize is not None
     needs_last = output is not None or (standardize is not None and residual is not None)
     if needs_first and dense_index[0] != 0:

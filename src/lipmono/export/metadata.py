@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import torch
 from torch import nn
@@ -30,13 +31,18 @@ _CHAIN_OF_FIRST_NORM = {"l1->linf": "l1", "linf->linf": "linf", "l2->l2": "l2", 
 
 
 def resolve_model(model) -> tuple[nn.Module, object | None]:
-    """Return ``(module, estimator)`` for a torch module or a fitted lipmono estimator.
+    """Return ``(module, estimator)`` for a torch module, an estimator or a model file.
 
     An estimator is anything with a ``to_torch()`` method; its module is the one
-    that method returns. A torch module is returned with ``None`` as estimator.
+    that method returns. A string or path is a model file, loaded with
+    :func:`lipmono.load`. A torch module is returned with ``None`` as estimator.
     """
     if isinstance(model, nn.Module):
         return model, None
+    if isinstance(model, (str, os.PathLike)):
+        from ..serialization import load
+
+        model = load(model)
     to_torch = getattr(model, "to_torch", None)
     if callable(to_torch):
         module = to_torch()
@@ -48,7 +54,8 @@ def resolve_model(model) -> tuple[nn.Module, object | None]:
         return module, model
     raise ExportError(
         f"cannot export an object of type {type(model).__name__}; pass a torch module "
-        "(MonotonicMLP, LipschitzMLP, MonotonicResidual) or a fitted lipmono estimator"
+        "(MonotonicMLP, LipschitzMLP, MonotonicResidual), a fitted lipmono estimator or the "
+        "path of a model file"
     )
 
 

@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..numpy_inference import FORMAT_NAME, FORMAT_VERSION
 from ._files import atomic_path, check_target
@@ -22,7 +21,7 @@ __all__ = ["export_numpy"]
 logger = logging.getLogger(__name__)
 
 
-def export_numpy(model, path: str | os.PathLike, *, dtype=None) -> Path:
+def export_numpy(model, path: str | os.PathLike, *, dtype=np.float32) -> Path:
     """Write ``model``'s folded weights and metadata to an ``.npz`` file.
 
     The archive holds the arrays ``dense{i}.weight`` ``(out, in)``,
@@ -34,13 +33,15 @@ def export_numpy(model, path: str | os.PathLike, *, dtype=None) -> Path:
 
     Parameters
     ----------
-    model : nn.Module or estimator
-        A module :func:`~lipmono.export.fold` accepts, or a fitted estimator.
+    model : nn.Module, estimator or path-like
+        A module :func:`~lipmono.export.fold` accepts, a fitted estimator, or the
+        path of a model file.
     path : path-like
         The file to write, atomically. NumPy appends ``.npz`` to a name without it,
         so give the suffix.
-    dtype : numpy float dtype, optional
-        The dtype of the stored weights; the model's own dtype by default.
+    dtype : numpy float dtype, default=np.float32
+        The dtype of the stored weights, in which :mod:`lipmono.numpy_inference`
+        computes.
 
     Returns
     -------
@@ -52,9 +53,6 @@ def export_numpy(model, path: str | os.PathLike, *, dtype=None) -> Path:
         raise ExportError(f"path {str(target)!r} must end in .npz, the NumPy archive suffix")
     module, estimator = resolve_model(model)
     folded = fold(module)
-    if dtype is None:
-        is_double = folded.body[0].weight.dtype == torch.float64
-        dtype = np.float64 if is_double else np.float32
     dtype = np.dtype(dtype)
     if dtype.kind != "f":
         raise ExportError(f"dtype={dtype} is not a float dtype; use np.float32 or np.float64")

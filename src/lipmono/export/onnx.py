@@ -40,7 +40,7 @@ def _import_onnx():
 def _export_proto(folded: FoldedNetwork, dynamo: bool, opset: int):
     """Run torch's ONNX exporter on ``folded`` and return the ModelProto."""
     onnx = _import_onnx()
-    example = torch.zeros(2, folded.in_features, dtype=folded.body[0].weight.dtype)
+    example = torch.zeros(2, folded.in_features, dtype=folded.dtype)
     # Both exporters warn about internals (deprecations, skipped torchvision ops)
     # that say nothing about this model.
     with warnings.catch_warnings(), torch.no_grad():
@@ -74,14 +74,15 @@ def export_onnx(
     model,
     path: str | os.PathLike,
     *,
+    dtype: torch.dtype = torch.float32,
     dynamo: bool = True,
     opset: int = ONNX_OPSET,
 ) -> Path:
     """Write ``model`` as an ONNX file with a dynamic batch axis.
 
     The graph is the folded network (:func:`lipmono.export.fold`): input ``x`` of
-    shape ``(batch, n_features)`` in the model's float dtype, in the model's
-    original (unscaled) units, and output ``y`` of shape ``(batch, n_outputs)``.
+    shape ``(batch, n_features)`` in the model's original (unscaled) units, and
+    output ``y`` of shape ``(batch, n_outputs)``, both of type ``dtype``.
     ``metadata_props`` holds every key of :func:`export_metadata` as JSON under
     the prefix ``lipmono.``: ``lipmono.feature_names``, ``lipmono.monotonic_cst``,
     ``lipmono.lipschitz``, ``lipmono.norm``, ``lipmono.certificate``,
@@ -89,12 +90,15 @@ def export_onnx(
 
     Parameters
     ----------
-    model : nn.Module or estimator
-        A module :func:`~lipmono.export.fold` accepts, or a fitted estimator with
-        ``to_torch()``.
+    model : nn.Module, estimator or path-like
+        A module :func:`~lipmono.export.fold` accepts, a fitted estimator with
+        ``to_torch()``, or the path of a model file.
     path : path-like
         The file to write. It is written to a temporary file in the same folder
         and renamed into place.
+    dtype : torch.dtype, default=torch.float32
+        The type of the weights, input and output. Estimators compute in
+        float64; float32 is what most ONNX consumers expect and is faster.
     dynamo : bool, default=True
         Use torch's ``torch.export``-based exporter (needs ``onnxscript``). False
         selects the legacy TorchScript exporter, which torch deprecates.
@@ -109,7 +113,7 @@ def export_onnx(
     onnx = _import_onnx()
     check_target(path)
     module, estimator = resolve_model(model)
-    folded = fold(module)
+    folded = fold(module, dtype)
     metadata = export_metadata(module, estimator, folded)
     proto = _export_proto(folded, dynamo, opset)
     del proto.metadata_props[:]
