@@ -149,7 +149,7 @@ def test_fold_rejects_nonfinite_weight():
     model = lipmono.LipschitzMLP(3, [4], 1).eval()
     with torch.no_grad():
         model.net[0].bias[1] = float("nan")
-    with pytest.raises(ExportError, match=r"layer 0 bias holds non-finite values"):
+    with pytest.raises(ExportError, match=r"layer 0 bias contains non-finite values"):
         fold(model)
 
 

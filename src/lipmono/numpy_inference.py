@@ -171,7 +171,9 @@ def _read_metadata(archive, path: str) -> dict:
         )
     for key in ("layers", "feature_names", "n_features", "n_outputs"):
         if key not in metadata:
-            raise NumpyModelError(f"{path}: the metadata has no {key!r}")
+            raise NumpyModelError(
+                f"{path}: the metadata is missing {key!r}; the file is incomplete"
+            )
     return metadata
 
 
@@ -194,7 +196,8 @@ def _read_layers(archive, metadata: dict, path: str) -> tuple[list, np.ndarray |
             size = spec.get("group_size")
             if not isinstance(size, int) or size < 1 or width % size:
                 raise NumpyModelError(
-                    f"{path}: layer {index} has group_size {size!r} for a width of {width}"
+                    f"{path}: layer {index} has an invalid group_size {size!r} "
+                    f"for a width of {width}"
                 )
             layers.append(("group_sort", size))
         elif op == "relu":
@@ -234,7 +237,7 @@ def load(path: str | os.PathLike) -> NumpyModel:
             "not a lipmono NumPy export"
         ) from error
     if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise NumpyModelError(f"{path} holds a single array, not a lipmono NumPy export (.npz)")
+        raise NumpyModelError(f"{path} contains a single array, not a lipmono NumPy export (.npz)")
     try:
         with archive:
             metadata = _read_metadata(archive, path)

@@ -1,6 +1,6 @@
 """Export to dependency-free C99: one header and one source file.
 
-The source holds the folded weights as ``static const float`` arrays, printed
+The source contains the folded weights as ``static const float`` arrays, printed
 with nine significant digits so that each literal reads back as the exact
 float32 value, and one batch function
 

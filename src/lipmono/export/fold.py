@@ -78,7 +78,7 @@ class FoldedNetwork(nn.Module):
     Input ``(N, in_features)``, output ``(N, out_features)``.
     """
 
-    # TorchScript compiles properties unless told not to, and cannot compile next().
+    # TorchScript compiles every property not listed here, and it cannot compile next().
     __jit_unused_properties__ = ["dtype"]
 
     def __init__(self, body: nn.Sequential, skip: nn.Linear | None = None) -> None:
@@ -170,7 +170,7 @@ def _plain_linear(weight: Tensor, bias: Tensor | None, dtype: torch.dtype) -> nn
 def _check_finite(name: str, tensor: Tensor | None) -> None:
     if tensor is not None and not bool(torch.isfinite(tensor).all()):
         raise ExportError(
-            f"{name} holds non-finite values (NaN or inf); the model cannot be exported. "
+            f"{name} contains non-finite values (NaN or inf), so the model cannot be exported. "
             "Retrain or reload it from a valid model file"
         )
 

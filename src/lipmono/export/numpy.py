@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 def export_numpy(model, path: str | os.PathLike, *, dtype=np.float32) -> Path:
     """Write ``model``'s folded weights and metadata to an ``.npz`` file.
 
-    The archive holds the arrays ``dense{i}.weight`` ``(out, in)``,
+    The archive contains the arrays ``dense{i}.weight`` ``(out, in)``,
     ``dense{i}.bias`` ``(out,)`` and ``skip.weight`` ``(n_outputs, n_features)``
     if the model has a residual, plus ``metadata``: a JSON string with the
     operations in order and every key of

@@ -41,8 +41,8 @@ def _export_proto(folded: FoldedNetwork, dynamo: bool, opset: int):
     """Run torch's ONNX exporter on ``folded`` and return the ModelProto."""
     onnx = _import_onnx()
     example = torch.zeros(2, folded.in_features, dtype=folded.dtype)
-    # Both exporters warn about internals (deprecations, skipped torchvision ops)
-    # that say nothing about this model.
+    # Both exporters warn about their own internals (deprecations, skipped
+    # torchvision ops), which are unrelated to this model.
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         if dynamo:
@@ -83,7 +83,7 @@ def export_onnx(
     The graph is the folded network (:func:`lipmono.export.fold`): input ``x`` of
     shape ``(batch, n_features)`` in the model's original (unscaled) units, and
     output ``y`` of shape ``(batch, n_outputs)``, both of type ``dtype``.
-    ``metadata_props`` holds every key of :func:`export_metadata` as JSON under
+    ``metadata_props`` contains every key of :func:`export_metadata` as JSON under
     the prefix ``lipmono.``: ``lipmono.feature_names``, ``lipmono.monotonic_cst``,
     ``lipmono.lipschitz``, ``lipmono.norm``, ``lipmono.certificate``,
     ``lipmono.format_version`` and the rest.
