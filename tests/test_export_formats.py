@@ -16,6 +16,7 @@ from torch import nn
 
 import lipmono
 from lipmono import numpy_inference
+from lipmono.audit import check_monotonicity
 from lipmono.datasets import load_compas
 from lipmono.export import ExportError, export_c, export_numpy, export_onnx, fold, render_c
 from lipmono.export.c import c_float
@@ -78,13 +79,18 @@ def _tolerance(model, x):
     return rounding_tolerance(fold(model), torch.from_numpy(x)).numpy()
 
 
-def _sweep_drops(predict, rows, feature, direction, n_grid=25):
-    """Return the largest drop of ``direction * output`` along one feature's sweep."""
-    grid = np.linspace(rows[:, feature].min() - 1, rows[:, feature].max() + 1, n_grid)
-    swept = np.repeat(rows, n_grid, axis=0)
-    swept[:, feature] = np.tile(grid, len(rows))
-    out = direction * predict(swept.astype(np.float32)).reshape(len(rows), n_grid)
-    return swept, float(-np.diff(out, axis=1).min())
+def _audit_monotonicity(predict, model, x, compas):
+    """Run the audit's probe pairs and sweeps on ``predict`` over the rows ``x``.
+
+    The sweeps stay within each feature's observed range, so the rounding bound
+    at the data rows covers every output the audit compares.
+    """
+    return check_monotonicity(
+        None, x, compas.monotonic_cst,
+        response=lambda rows: predict(np.ascontiguousarray(rows, dtype=np.float32)),
+        feature_names=compas.feature_names, n_pairs=500, n_anchors=60, n_grid=15,
+        tolerance=float(_tolerance(model, x).max()), guaranteed=True,
+    )
 
 
 # ONNX
@@ -114,19 +120,21 @@ def test_onnx_metadata(model, onnx_path, compas):
     assert dims[0].dim_param and dims[1].dim_value == len(compas.feature_names)
 
 
-def test_onnx_monotonic_sweeps_on_compas(model, onnx_path, x_test, compas):
+def test_onnx_monotonic_audit_on_compas(model, onnx_path, x_test, compas):
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-
-    def predict(x):
-        return session.run(None, {"x": x})[0]
-
-    rows = x_test[:: len(x_test) // 50]
-    for feature, direction in enumerate(compas.monotonic_cst):
-        if direction == 0:
-            continue
-        swept, drop = _sweep_drops(predict, rows, feature, direction)
-        allowed = float(_tolerance(model, swept).max())
-        assert drop <= allowed, f"{compas.feature_names[feature]} drops by {drop}"
+    result = _audit_monotonicity(
+        lambda x: session.run(None, {"x": x})[0], model, x_test, compas
+    )
+    assert result.sweeps.n_checks > 0
+    assert result.pairs.n_checks > 0
+    assert result.sweeps.n_violations == 0, result.sweeps.worst
+    assert result.pairs.n_violations == 0, result.pairs.worst
+    assert result.passed
+    # The same audit finds the violations of the negated output, so it can fail.
+    flipped = _audit_monotonicity(
+        lambda x: -session.run(None, {"x": x})[0], model, x_test, compas
+    )
+    assert flipped.sweeps.n_violations > 0
 
 
 def test_onnx_legacy_exporter(model, tmp_path, x_test):
@@ -172,13 +180,12 @@ def test_c_matches_torch_on_compas(model, c_library, x_test):
     assert np.all(np.abs(got - _torch_output(model, x_test)) <= _tolerance(model, x_test))
 
 
-def test_c_monotonic_sweeps_on_compas(model, c_library, x_test, compas):
+def test_c_monotonic_audit_on_compas(model, c_library, x_test, compas):
     _, predictor = c_library
-    rows = x_test[:: len(x_test) // 50]
-    for feature, direction in enumerate(compas.monotonic_cst):
-        if direction:
-            swept, drop = _sweep_drops(predictor.predict, rows, feature, direction)
-            assert drop <= float(_tolerance(model, swept).max())
+    result = _audit_monotonicity(predictor.predict, model, x_test, compas)
+    assert result.sweeps.n_checks > 0
+    assert result.sweeps.n_violations == 0, result.sweeps.worst
+    assert result.pairs.n_violations == 0, result.pairs.worst
 
 
 def test_c_constants(c_library, compas):
