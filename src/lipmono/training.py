@@ -6,7 +6,10 @@ checkpoint after each epoch, so an interrupted run resumes where it stopped.
 
 The loop has three places meant for distributed and streaming training:
 
-(a) :func:`wrap_module` is where a ``DistributedDataParallel`` wrapper goes;
+(a) :func:`wrap_module` wraps the module in ``DistributedDataParallel`` when the
+    process belongs to a process group of more than one rank (see
+    :mod:`lipmono.distributed`; :func:`train` joins the group that torchrun
+    describes in its environment variables);
 (b) :func:`is_main_process` guards every write (checkpoints, progress bar), so
     only rank 0 writes;
 (c) :class:`TrainingState` counts completed epochs, and ``make_batches(epoch)``
@@ -22,8 +25,10 @@ resumed run reproduces an uninterrupted one exactly.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
+import random
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -32,6 +37,16 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .distributed import (
+    DistributedContext,
+    all_reduce_sums,
+    check_parameters_in_sync,
+    current_context,
+    init_distributed,
+    shard_order,
+    unwrap_model,
+    wrap_model,
+)
 from .errors import ModelFileError
 from .serialization import FORMAT_VERSION, read_container, write_container
 
@@ -75,6 +90,9 @@ class TrainingConfig:
     device: str = "cpu"
     # Checkpoint file written after every epoch, or None for no checkpoint.
     checkpoint_path: str | None = None
+    # Also write the checkpoint after every this many batches within an epoch (None: at
+    # epoch ends only). A resumed run continues with the batch after the last one saved.
+    checkpoint_every: int | None = None
 
 
 @dataclass
@@ -87,6 +105,9 @@ class TrainingState:
     epochs_no_improve: int = 0  # epochs since best_loss last improved
     history: list[dict] = field(default_factory=list)  # one entry per completed epoch
     best_state: dict[str, Tensor] | None = None  # module weights at best_epoch
+    batch: int = 0  # data position: batches of the current epoch already trained on
+    epoch_loss: float = 0.0  # summed loss times rows of those batches (all ranks)
+    epoch_rows: int = 0  # rows in those batches (all ranks)
 
 
 @dataclass
@@ -104,14 +125,16 @@ def tensor_batches(X: Tensor, y: Tensor, batch_size: int, seed: int) -> BatchFac
     """Return a factory yielding shuffled ``(x, y)`` mini-batches of in-memory tensors.
 
     The order of epoch ``e`` depends only on ``(seed, e)``, so resuming at any
-    epoch gives the same batches as an uninterrupted run.
+    epoch gives the same batches as an uninterrupted run. In a distributed run
+    each rank takes its shard of that order (:func:`lipmono.distributed.shard_order`),
+    so ``batch_size`` is the batch of one process.
     """
     n = X.shape[0]
 
     def make_batches(epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
         order = np.random.default_rng([seed, epoch]).permutation(n)
-        order = torch.as_tensor(order)
-        for start in range(0, n, batch_size):
+        order = shard_order(order, current_context())
+        for start in range(0, len(order), batch_size):
             index = order[start : start + batch_size]
             yield X[index], y[index]
 
@@ -130,9 +153,9 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         ) from None
 
 
-def wrap_module(module: nn.Module) -> nn.Module:
-    """Return the module to train: the place for a ``DistributedDataParallel`` wrapper."""
-    return module
+def wrap_module(module: nn.Module, context: DistributedContext | None = None) -> nn.Module:
+    """Return the module to train: wrapped in ``DistributedDataParallel`` when distributed."""
+    return wrap_model(module, context or current_context())
 
 
 def is_main_process() -> bool:
@@ -194,12 +217,19 @@ def train(
     TrainingResult
         With early stopping, ``module`` ends with the weights of the best epoch.
     """
-    device = torch.device(config.device)
-    trained = wrap_module(module)
+    context = init_distributed()
+    device = context.device if context.backend == "nccl" else torch.device(config.device)
+    every = config.checkpoint_every
+    if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
+        raise ValueError(f"checkpoint_every must be a positive integer or None, got {every!r}")
+    trained = wrap_module(module, context)
     optimizer = torch.optim.Adam(trained.parameters(), lr=config.learning_rate)
     state = TrainingState()
     if resume and config.checkpoint_path is not None:
         state = _load_checkpoint(config.checkpoint_path, module, optimizer, fingerprint) or state
+        if not context.is_main:
+            # Rank 0 carries the partial loss sums of all ranks (see _run_epoch).
+            state.epoch_loss, state.epoch_rows = 0.0, 0
     start_time = time.perf_counter()
     progress = _progress_bar(config, state.epoch)
     stopped_early = False
@@ -208,9 +238,15 @@ def train(
             if config.early_stopping and state.epochs_no_improve >= config.n_iter_no_change:
                 stopped_early = True
                 break
-            _run_epoch(trained, loss_fn, make_batches, optimizer, state, validation, config, device)
-            if is_main_process() and config.checkpoint_path is not None:
-                _write_checkpoint(config.checkpoint_path, module, optimizer, state, fingerprint)
+            def save_checkpoint() -> None:
+                if is_main_process() and config.checkpoint_path is not None:
+                    _write_checkpoint(config.checkpoint_path, module, optimizer, state, fingerprint)
+
+            _run_epoch(
+                trained, loss_fn, make_batches, optimizer, state, validation, config, device,
+                context, save_checkpoint,
+            )
+            save_checkpoint()
             if progress is not None:
                 progress.update(1)
                 progress.set_postfix(_postfix(state.history[-1]))
@@ -220,6 +256,11 @@ def train(
     if config.early_stopping and state.best_state is not None:
         module.load_state_dict(state.best_state)
     module.eval()
+    if context.is_distributed:
+        digest = check_parameters_in_sync(module, context)
+        logger.info(
+            "rank %d of %d ends with parameters %s", context.rank, context.world_size, digest
+        )
     return TrainingResult(
         history=state.history,
         n_epochs=state.epoch,
@@ -229,20 +270,31 @@ def train(
     )
 
 
-def _run_epoch(module, loss_fn, make_batches, optimizer, state, validation, config, device):
+def _run_epoch(
+    module, loss_fn, make_batches, optimizer, state, validation, config, device, context, save
+):
     started = time.perf_counter()
     module.train()
-    total, count = 0.0, 0
-    for xb, yb in make_batches(state.epoch):
+    # A resumed run skips the batches trained on before the checkpoint; the order of
+    # an epoch depends only on the seed and the epoch, so the rest are the same batches.
+    batches = itertools.islice(make_batches(state.epoch), state.batch, None)
+    for xb, yb in batches:
         xb, yb = xb.to(device), yb.to(device)
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(module(xb), yb)
         loss.backward()
         optimizer.step()
-        total += float(loss.detach()) * xb.shape[0]
-        count += xb.shape[0]
-    train_loss = total / max(count, 1)
-    val_loss = _evaluate(module, loss_fn, validation, device) if validation is not None else None
+        state.epoch_loss += float(loss.detach()) * xb.shape[0]
+        state.epoch_rows += xb.shape[0]
+        state.batch += 1
+        if config.checkpoint_every is not None and state.batch % config.checkpoint_every == 0:
+            _gather_epoch_loss(state, context)
+            save()
+    _gather_epoch_loss(state, context)
+    train_loss = state.epoch_loss / max(state.epoch_rows, 1)
+    state.batch, state.epoch_loss, state.epoch_rows = 0, 0.0, 0
+    network = unwrap_model(module)
+    val_loss = _evaluate(network, loss_fn, validation, device) if validation is not None else None
     monitored = val_loss if val_loss is not None else train_loss
     if not math.isfinite(monitored):
         raise FloatingPointError(
@@ -254,7 +306,7 @@ def _run_epoch(module, loss_fn, make_batches, optimizer, state, validation, conf
         state.best_loss = monitored
         state.best_epoch = state.epoch
         state.epochs_no_improve = 0
-        state.best_state = _copy_state(module) if config.early_stopping else None
+        state.best_state = _copy_state(network) if config.early_stopping else None
     else:
         state.epochs_no_improve += 1
     record = {
@@ -266,6 +318,39 @@ def _run_epoch(module, loss_fn, make_batches, optimizer, state, validation, conf
     state.history.append(record)
     if config.verbose:
         logger.info("epoch %d: %s", state.epoch, _postfix(record))
+
+
+def _gather_epoch_loss(state: TrainingState, context: DistributedContext) -> None:
+    # Every rank calls this at the same batch. Rank 0 keeps the sums over all ranks
+    # and the others restart from zero, so the sums stay exact across checkpoints.
+    if not context.is_distributed:
+        return
+    loss, rows = all_reduce_sums([state.epoch_loss, state.epoch_rows], context)
+    state.epoch_loss, state.epoch_rows = (loss, int(rows)) if context.is_main else (0.0, 0)
+
+
+def _random_state() -> tuple[dict[str, Tensor], dict]:
+    """Return the torch, numpy and Python random states as tensors and JSON data."""
+    kind, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    version, python_state, gauss_next = random.getstate()
+    tensors = {
+        "rng.torch": torch.get_rng_state(),
+        "rng.numpy": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+    }
+    document = {
+        "numpy": [kind, int(position), int(has_gauss), float(cached_gaussian)],
+        "python": [version, list(python_state), gauss_next],
+    }
+    return tensors, document
+
+
+def _restore_random_state(tensors: dict[str, Tensor], document: dict) -> None:
+    torch.set_rng_state(tensors["rng.torch"])
+    kind, position, has_gauss, cached_gaussian = document["numpy"]
+    keys = tensors["rng.numpy"].numpy().astype(np.uint32)
+    np.random.set_state((kind, keys, position, has_gauss, cached_gaussian))
+    version, python_state, gauss_next = document["python"]
+    random.setstate((version, tuple(python_state), gauss_next))
 
 
 def _postfix(record: dict) -> dict:
@@ -287,7 +372,8 @@ def _write_checkpoint(path, module, optimizer, state: TrainingState, fingerprint
     tensors = {f"model.{name}": value for name, value in module.state_dict().items()}
     if state.best_state is not None:
         tensors.update({f"best.{name}": value for name, value in state.best_state.items()})
-    tensors["rng.torch"] = torch.get_rng_state()
+    random_tensors, random_document = _random_state()
+    tensors.update(random_tensors)
     optimizer_state = optimizer.state_dict()
     scalars: dict[str, dict] = {}
     for param_id, entries in optimizer_state["state"].items():
@@ -302,6 +388,10 @@ def _write_checkpoint(path, module, optimizer, state: TrainingState, fingerprint
         "format_version": FORMAT_VERSION,
         "fingerprint": fingerprint,
         "epoch": state.epoch,
+        "batch": state.batch,
+        "epoch_loss": state.epoch_loss,
+        "epoch_rows": state.epoch_rows,
+        "random_state": random_document,
         "best_loss": state.best_loss if math.isfinite(state.best_loss) else None,
         "best_epoch": state.best_epoch,
         "epochs_no_improve": state.epochs_no_improve,
@@ -338,14 +428,16 @@ def _load_checkpoint(path, module, optimizer, fingerprint: str) -> TrainingState
             param_id, key = name.split(".", 1)
             optimizer_state["state"].setdefault(int(param_id), {})[key] = value
         optimizer.load_state_dict(optimizer_state)
-        torch.set_rng_state(tensors["rng.torch"])
+        _restore_random_state(tensors, document["random_state"])
     except (KeyError, RuntimeError, ValueError) as error:
         raise ModelFileError(
             f"checkpoint {str(path)!r} does not match the model: {error}"
         ) from None
     best = section("best.")
     best_loss = document["best_loss"]
-    logger.info("resuming from %s after epoch %d", path, document["epoch"])
+    logger.info(
+        "resuming from %s at epoch %d, batch %d", path, document["epoch"], document["batch"]
+    )
     return TrainingState(
         epoch=int(document["epoch"]),
         best_loss=math.inf if best_loss is None else float(best_loss),
@@ -353,4 +445,7 @@ def _load_checkpoint(path, module, optimizer, fingerprint: str) -> TrainingState
         epochs_no_improve=int(document["epochs_no_improve"]),
         history=list(document["history"]),
         best_state=best or None,
+        batch=int(document["batch"]),
+        epoch_loss=float(document["epoch_loss"]),
+        epoch_rows=int(document["epoch_rows"]),
     )

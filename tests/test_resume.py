@@ -1,0 +1,162 @@
+"""Killed and resumed training runs end exactly where an uninterrupted run ends.
+
+A worker script trains a MonotonicMLP on the bundled COMPAS data with a checkpoint
+every few batches. Its loss adds a tiny term drawn from the torch, numpy and
+Python random generators, so the final weights depend on all three random states
+and on the data position: a resume that restored any of them wrongly would end
+with other weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from lipmono.serialization import read_container
+
+EPOCHS = 2
+
+_WORKER = textwrap.dedent(
+    """
+    import json, random, sys
+    from pathlib import Path
+    import numpy as np
+    import torch
+    from lipmono import MonotonicMLP
+    from lipmono.datasets.bundled import COMPAS_TARGET, compas_path
+    from lipmono.distributed import parameters_digest
+    from lipmono.training import TrainingConfig, tensor_batches, train
+    import pandas as pd
+
+    checkpoint, out, epochs, every, resume = sys.argv[1:6]
+    frame = pd.read_csv(compas_path("train")).iloc[:2000]
+    X = torch.as_tensor(frame.drop(columns=[COMPAS_TARGET]).to_numpy(), dtype=torch.float64)
+    y = torch.as_tensor(frame[COMPAS_TARGET].to_numpy(), dtype=torch.float64)
+    X = (X - X.mean(0)) / X.std(0).clamp_min(1e-12)
+    torch.manual_seed(0)
+    np.random.seed(0)
+    random.seed(0)
+    model = MonotonicMLP(
+        13, [16, 16], monotonic_cst=[1, 1, 1, 1] + [0] * 9, lipschitz=1.0, norm="l2"
+    ).double()
+
+    def loss_fn(output, target):
+        noise = torch.rand(()).item() + np.random.rand() + random.random()
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(output[:, 0], target)
+        return bce * (1 + 1e-3 * noise)
+
+    config = TrainingConfig(
+        max_epochs=int(epochs), early_stopping=False, seed=3, device="cpu",
+        checkpoint_path=checkpoint, checkpoint_every=int(every),
+    )
+    result = train(model, loss_fn, tensor_batches(X, y, 64, 3), config,
+                   resume=resume == "resume", fingerprint="compas-train")
+    Path(out).write_text(json.dumps(
+        {"digest": parameters_digest(model), "history": result.history}
+    ))
+    """
+)
+
+
+def _command(folder: Path, name: str, every: int, resume: bool) -> list[str]:
+    return [
+        sys.executable, str(folder / "worker.py"), str(folder / f"{name}.ckpt"),
+        str(folder / f"{name}.json"), str(EPOCHS), str(every), "resume" if resume else "fresh",
+    ]
+
+
+def _environment() -> dict[str, str]:
+    return dict(os.environ, OMP_NUM_THREADS="1")
+
+
+def _run(folder: Path, name: str, every: int, resume: bool = False) -> dict:
+    result = subprocess.run(
+        _command(folder, name, every, resume), env=_environment(),
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return json.loads((folder / f"{name}.json").read_text())
+
+
+def _kill_after_checkpoint(folder: Path, name: str, every: int, delay: float) -> dict | None:
+    """Start the worker, SIGKILL it ``delay`` seconds after a checkpoint exists.
+
+    Returns the checkpoint's document, read right after the kill, or None when
+    the run finished first.
+    """
+    checkpoint = folder / f"{name}.ckpt"
+    process = subprocess.Popen(
+        _command(folder, name, every, resume=checkpoint.exists()), env=_environment(),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not checkpoint.exists() or process.poll() is not None:
+            if process.poll() is not None:
+                break
+            assert time.monotonic() < deadline, "no checkpoint appeared within 60 s"
+            time.sleep(0.01)
+        time.sleep(delay)
+        if process.poll() is not None:
+            return None
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode in (-signal.SIGKILL, 0), process.stderr.read().decode()[-4000:]
+    if process.returncode == 0:
+        return None
+    _, document = read_container(checkpoint, expected_format="lipmono-checkpoint")
+    return document
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("resume")
+    (folder / "worker.py").write_text(_WORKER)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(folder):
+    return _run(folder, "reference", every=7)
+
+
+def test_killed_run_resumes_to_same_weights(folder, uninterrupted):
+    document = _kill_after_checkpoint(folder, "killed", every=7, delay=0.3)
+    assert document is not None, "the run finished before it could be killed"
+    assert (document["epoch"], document["batch"]) != (EPOCHS, 0)
+    resumed = _run(folder, "killed", every=7, resume=True)
+    assert resumed["digest"] == uninterrupted["digest"]
+    assert resumed["history"] == [
+        {**record, "seconds": entry["seconds"]}
+        for record, entry in zip(uninterrupted["history"], resumed["history"], strict=True)
+    ]
+
+
+def test_checkpoint_loadable_after_random_kills(folder, uninterrupted):
+    # A checkpoint after every batch makes writes frequent, so some kills land
+    # during a write; the file must always hold the last complete checkpoint.
+    generator = random.Random(0)
+    positions = []
+    for _ in range(5):
+        delay = generator.uniform(0, 0.4)
+        document = _kill_after_checkpoint(folder, "random", every=1, delay=delay)
+        if document is None:
+            break
+        positions.append((document["epoch"], document["batch"]))
+    assert positions == sorted(positions)
+    assert len(positions) >= 3
+    resumed = _run(folder, "random", every=1, resume=True)
+    assert resumed["digest"] == uninterrupted["digest"]
