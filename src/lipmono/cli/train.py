@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import ConstraintError, DataError
 from ._io import column_list, read_table, split_target
 
-__all__ = ["add_arguments", "run", "infer_task", "parse_hidden"]
+__all__ = ["add_arguments", "run", "infer_task", "parse_hidden", "set_threads"]
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:
@@ -92,6 +92,30 @@ def add_model_options(parser: argparse.ArgumentParser, *, epochs: int = 200) -> 
     parser.add_argument(
         "--verbose", action="store_true", help="show a progress bar and per-epoch losses"
     )
+    add_threads_option(parser, default=None)
+
+
+def add_threads_option(parser: argparse.ArgumentParser, *, default: int | None) -> None:
+    """Add --threads, the number of CPU threads torch uses."""
+    shown = "torch's default" if default is None else str(default)
+    parser.add_argument(
+        "--threads", type=int, default=default,
+        help=f"number of CPU threads for torch (default: {shown})",
+    )
+
+
+def set_threads(threads: int | None) -> None:
+    """Apply --threads; a value below 1 is rejected."""
+    if threads is None:
+        return
+    import torch
+
+    from ..estimators import ParameterError
+
+    if threads < 1:
+        raise ParameterError(f"--threads must be at least 1, got {threads}")
+
+    torch.set_num_threads(threads)
 
 
 def infer_task(target) -> str:
@@ -143,6 +167,10 @@ def estimator_from(args, task: str, constraints):
 
 
 def run(args) -> int:
+    folder = Path(args.out).parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"output folder {str(folder)!r} does not exist; create it first")
+    set_threads(args.threads)
     frame = read_table(args.data)
     features, target = split_target(frame, args.target, args.data)
     if features.shape[1] == 0:
