@@ -175,7 +175,7 @@ def _fit_torch(
 
 
 def fit_boosted_trees(table: pd.DataFrame, y: np.ndarray, *, seed: int, name: str) -> Scorer:
-    """Fit scikit-learn's histogram gradient boosting, stopping early on its 10 % validation split."""
+    """Fit scikit-learn's histogram gradient boosting with early stopping on 10 % of the rows."""
     model = HistGradientBoostingClassifier(
         max_iter=300, learning_rate=0.1, early_stopping=True, random_state=seed
     )
