@@ -11,7 +11,8 @@ To add a subcommand, write ``lipmono/cli/<name>.py`` and add ``"<name>"`` to
 heavy libraries inside ``run`` so that ``lipmono --help`` stays fast.
 
 :func:`main` catches :class:`~lipmono.errors.LipmonoError` and file errors, prints
-``error: <message>`` to stderr and returns 2; an interrupt returns 130.
+``error: <message>`` to stderr and returns 2; so does a training loss that stops
+being finite. An interrupt returns 130.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from .. import __version__
@@ -74,8 +76,15 @@ def main(argv: list[str] | None = None) -> int:
     except LipmonoError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except OSError as error:
-        # File errors (not found, permission denied, folder missing) carry their own text.
+    except BrokenPipeError:
+        # The reader of stdout went away (for example `lipmono info m | head`): stop quietly,
+        # and point stdout at /dev/null so the flush at exit does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except (OSError, FloatingPointError) as error:
+        # File errors (not found, permission denied, folder missing) carry their own text,
+        # and a loss that became NaN or infinite says which setting to lower.
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
