@@ -224,3 +224,17 @@ def test_cli_audit_rejects_zero_pairs(tmp_path, capsys):
     status = main(["audit", "model.safetensors", "data.csv", "--pairs", "0"])
     assert status == 2
     assert "expected a positive integer, got 0" in capsys.readouterr().err
+
+
+def test_multiclass_model_skips_certificate():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 3))
+    y = np.digitize(X[:, 0], [-0.5, 0.5])
+    model = lipmono.MonotonicClassifier(
+        hidden_layer_sizes=(8, 8), max_iter=1, early_stopping=False, random_state=0
+    ).fit(X, y)
+    result = audit(model, X)
+    assert result.certificate is None
+    assert result.radius is None
+    assert result.passed
+    assert any("3 outputs" in line for line in result.verdict)

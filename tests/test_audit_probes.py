@@ -234,3 +234,12 @@ def test_multiclass_proba_rejected():
         check_monotonicity(model, X, [1, 0])
     result = check_monotonicity(model, X, [1, 0], response="predict", n_pairs=50)
     assert result.response == "predict"
+
+
+def test_audit_without_constraints_skips_monotonicity():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 2))
+    result = audit(LogisticRegression().fit(X, X[:, 0] > 0), X)
+    assert result.monotonicity is None
+    assert result.passed
+    assert result.verdict[0].startswith("Monotonicity: not checked")

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from ..errors import CertificateError, ConstraintError, DataError
+from ..errors import CertificateError, DataError
 from .probes import FeatureTable, check_monotonicity, resolve_constraints
 from .radius import audit_certificate, audit_radius
 from .result import AuditResult
@@ -144,20 +144,25 @@ def audit(
     failures: list[str] = []
 
     monotonicity = None
-    try:
-        guaranteed = _is_guaranteed(model, monotonic_cst, table.names)
+    declared = monotonic_cst is not None or getattr(model, "monotonic_cst", None) is not None
+    if declared and resolve_constraints(model, monotonic_cst, table.names).any():
         monotonicity = check_monotonicity(
             model, table.data, monotonic_cst, response=response, feature_names=table.names,
             n_pairs=n_pairs, n_anchors=n_anchors, n_grid=n_grid, tolerance=tolerance,
-            guaranteed=guaranteed, seed=seed,
+            guaranteed=_is_guaranteed(model, monotonic_cst, table.names), seed=seed,
         )
-    except ConstraintError as error:
-        if monotonic_cst is not None:
-            raise
-        logger.info("monotonicity checks skipped: %s", error)
+    else:
+        logger.info("monotonicity checks skipped: no feature has a monotonicity constraint")
 
     certificate = radius = None
-    if is_lipmono:
+    notes: list[str] = []
+    n_classes = len(getattr(model, "classes_", ()))
+    if is_lipmono and n_classes > 2:
+        notes.append(
+            f"Lipschitz certificate: not checked. The model has {n_classes} outputs, and the "
+            "certificate audit covers one-output models (regression, binary classification)."
+        )
+    elif is_lipmono:
         try:
             encoded = model.encode(table.data)
             certificate, logits = audit_certificate(model, encoded, seed=seed)
@@ -165,8 +170,7 @@ def audit(
             logger.error("certificate check failed: %s", error)
             failures.append(str(error))
         else:
-            classes = getattr(model, "classes_", None)
-            if task == "classification" and classes is not None and len(classes) == 2:
+            if n_classes == 2:
                 radius = audit_radius(certificate, logits)
 
     performance = _performance(model, table.data, y, task) if y is not None else None
@@ -189,7 +193,7 @@ def audit(
         runtime_seconds=0.0,
         settings=settings,
     )
-    result.verdict = verdict_lines(result, failures)
+    result.verdict = verdict_lines(result, failures, notes)
     result.runtime_seconds = time.perf_counter() - start
     if out_dir is not None:
         from .report import write_report

@@ -1,23 +1,18 @@
 r"""Certified Lipschitz bounds of a lipmono model, an empirical check, and robustness radii.
 
-A lipmono estimator computes ``OutputAffine(model_(Standardize(x)))`` on the
-encoded inputs ``x``. If ``model_`` is :math:`L_0`-Lipschitz from
-:math:`(\mathbb{R}^n, \|\cdot\|_p)` to the absolute value of its single output,
-and the output scale is :math:`a > 0`, then on standardized inputs
-:math:`z = (x - \mu) / \sigma` the model is :math:`L = a L_0`-Lipschitz, and on
-the encoded inputs in original units it is :math:`L / \min_j \sigma_j`-Lipschitz,
-because :math:`\|D^{-1}\delta\|_p \le \|\delta\|_p / \min_j \sigma_j` for the
-diagonal map :math:`D = \operatorname{diag}(\sigma)` and every :math:`p`.
+A lipmono estimator computes ``a * f(z) + b`` on standardized encoded inputs
+:math:`z = (x - \mu) / \sigma`. Its certificate bounds the network ``f`` on ``z``
+(``lipschitz_scaled``), the output on the encoded inputs in original units
+(``lipschitz_original``), and each slope :math:`|\partial\, \text{output} / \partial x_j|`
+(``per_feature``). :func:`audit_certificate` recomputes it from the weights, compares
+it with the stored copy, and checks it against an empirical search near the data.
 
-Every chain also bounds each partial derivative: with a scalar output the
-Lipschitz constant in :math:`\ell_p` is the largest dual norm of the gradient,
-which is at least any one of its entries. So :math:`|\partial f / \partial x_j| \le L / \sigma_j`.
-
-For a binary classifier with logit :math:`f(x)`, no perturbation with
-:math:`\|\delta\|_p < |f(x)| / L` changes the sign of the logit, and so the decision:
-that is the certified radius, in the same norm :math:`p` and the same units as
-:math:`L`. For the ``l1`` chain the bound is :math:`\ell_1 \to \ell_\infty` and the
-radius is an :math:`\ell_1` radius.
+For a binary classifier with logit :math:`y(x)` and a Lipschitz constant :math:`L`
+from :math:`\ell_p` to the absolute value, no perturbation with
+:math:`\|\delta\|_p < |y(x)| / L` changes the sign of the logit, and so the decision:
+that is the certified radius, in the norm :math:`p` and the units of :math:`L`. For
+the ``l1`` chain the bound is :math:`\ell_1 \to \ell_\infty` and the radius is an
+:math:`\ell_1` radius.
 """
 
 from __future__ import annotations

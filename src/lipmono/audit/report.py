@@ -109,7 +109,7 @@ def _certificate_section(result: AuditResult) -> list[str]:
     lines = ["## Lipschitz certificate", ""]
     if c is None:
         reason = (
-            "the certificate check failed (see the verdict)"
+            "see the verdict"
             if result.is_lipmono
             else f"{result.model_type} is not a lipmono model, so no bound is proven"
         )
@@ -119,18 +119,18 @@ def _certificate_section(result: AuditResult) -> list[str]:
         f"`{c.norm_pair}` (chain `{c.chain}`): for any two inputs x and x', "
         f"|f(x) - f(x')| <= L * ||x - x'||, with the {c.input_norm} norm on the inputs. "
         "The empirical lower bound is the steepest slope that a gradient search over pairs of "
-        "inputs near the data found; their ratio says how tight the certificate is.",
+        "inputs near the data found; their ratio shows how tight the certificate is.",
         "",
     ]
-    lines += _table(
-        ["quantity", "value", "units"],
-        [
-            ["certified L", c.lipschitz_scaled, "standardized encoded features"],
-            ["certified L", c.lipschitz_original, "encoded features, original units"],
-            ["empirical lower bound", c.empirical_lower_bound, "standardized encoded features"],
-            ["tightness (empirical / certified)", c.tightness, ""],
-        ],
-    )
+    rows = [
+        ["certified L of the network f", c.lipschitz_scaled, "standardized encoded inputs"],
+        ["empirical lower bound of f", c.empirical_lower_bound, "standardized encoded inputs"],
+        ["tightness (empirical / certified)", c.tightness, ""],
+        ["certified L of the model output", c.lipschitz_original, "encoded inputs, original units"],
+    ]
+    if c.output_scale != 1.0:
+        rows.insert(3, ["output scale a (output = a f + b)", c.output_scale, "output units"])
+    lines += _table(["quantity", "value", "units"], rows)
     lines += [
         "Per feature, the certificate bounds the slope |df/dx_j| (original units); the last "
         "column is the largest slope seen at the data rows.",

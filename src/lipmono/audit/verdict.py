@@ -67,26 +67,31 @@ def _monotonicity_line(m: MonotonicityAudit) -> str:
     )
 
 
-def verdict_lines(result: AuditResult, failures: list[str]) -> list[str]:
-    """Return the verdict of ``result`` as a list of plain sentences, one item per check."""
+def verdict_lines(result: AuditResult, failures: list[str], notes: list[str] = ()) -> list[str]:
+    """Return the verdict of ``result`` as a list of plain sentences, one item per check.
+
+    ``failures`` are messages of certificate checks that failed, and ``notes`` are
+    complete sentences about checks that did not apply.
+    """
     lines = []
     if result.monotonicity is not None:
         lines.append(_monotonicity_line(result.monotonicity))
     else:
         lines.append(
-            "Monotonicity: not checked, because no monotonicity constraints were given "
+            "Monotonicity: not checked, because no monotonicity constraint was given "
             "and the model declares none."
         )
     for failure in failures:
         lines.append(f"Certificate: FAILURE. {failure}")
+    lines.extend(notes)
     c = result.certificate
     if c is not None:
         lines.append(
             f"Lipschitz certificate: PASS. A change of size d in the inputs (measured in the "
             f"{c.input_norm} norm, in standard deviations of each encoded feature) changes the "
-            f"model's output by at most {c.lipschitz_scaled:.4g} x d. This bound is proven from "
-            f"the weights, and a search on the data found a slope of "
-            f"{c.empirical_lower_bound:.4g}, so the bound is {c.tightness:.0%} tight."
+            f"model's output by at most {c.output_scale * c.lipschitz_scaled:.4g} x d. This "
+            "bound is proven from the weights. A search near the data found a slope of "
+            f"{c.tightness:.0%} of it, so the true constant lies between the two."
         )
     elif result.is_lipmono is False:
         lines.append(
