@@ -159,3 +159,16 @@ def test_fold_rejects_extra_modules_between_affine_maps():
     )
     with pytest.raises(ExportError, match="2 modules between the affine maps"):
         fold(model)
+
+
+def test_export_modules_define_all():
+    import importlib
+
+    for name in ["cbuild", "c", "errors", "fold", "metadata", "numpy", "onnx", "plan", "tolerance"]:
+        module = importlib.import_module(f"lipmono.export.{name}")
+        for item in module.__all__:
+            assert hasattr(module, item), f"lipmono.export.{name}.{item}"
+    for module_name in ["lipmono.export", "lipmono.numpy_inference", "lipmono.cli.export"]:
+        module = importlib.import_module(module_name)
+        for item in module.__all__:
+            assert hasattr(module, item), f"{module_name}.{item}"

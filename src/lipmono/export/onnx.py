@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -37,13 +38,25 @@ def _import_onnx():
     return onnx
 
 
+@contextlib.contextmanager
+def _quiet_torch_onnx_logger():
+    """Raise the level of the ``torch.onnx`` logger to ERROR while the block runs."""
+    torch_logger = logging.getLogger("torch.onnx")
+    level = torch_logger.level
+    torch_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        torch_logger.setLevel(level)
+
+
 def _export_proto(folded: FoldedNetwork, dynamo: bool, opset: int):
     """Run torch's ONNX exporter on ``folded`` and return the ModelProto."""
     onnx = _import_onnx()
     example = torch.zeros(2, folded.in_features, dtype=folded.dtype)
     # Both exporters warn about their own internals (deprecations, skipped
     # torchvision ops), which are unrelated to this model.
-    with warnings.catch_warnings(), torch.no_grad():
+    with warnings.catch_warnings(), torch.no_grad(), _quiet_torch_onnx_logger():
         warnings.simplefilter("ignore")
         if dynamo:
             try:
