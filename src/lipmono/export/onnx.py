@@ -20,8 +20,8 @@ __all__ = ["ONNX_OPSET", "export_onnx"]
 
 logger = logging.getLogger(__name__)
 
-#: ONNX opset the exporter targets. Opset 18 is what torch's dynamo exporter
-#: (torch 2.13) writes natively, and ONNX Runtime 1.16 and later run it.
+#: ONNX opset the exporter targets: the opset of torch's dynamo exporter library
+#: (``TORCHLIB_OPSET`` in torch 2.13). The tests run it with ONNX Runtime 1.32.
 ONNX_OPSET = 18
 
 INPUT_NAME = "x"
