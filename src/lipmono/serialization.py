@@ -8,12 +8,16 @@ safetensors reader can open it)::
                 "__metadata__": {"lipmono": "<JSON document below>"}
     rest        raw tensor bytes
 
-The JSON document has ``format`` (``"lipmono-model"``), ``format_version``, the
-estimator class and parameters, the table schema (feature names and order,
-categorical levels), the encoded constraints, the network's sizes, chain, group
-size and lambda, the input and target scalers, the classes, the certificate,
-training metadata, and ``sha256``, a digest of the tensor bytes. Loading checks
-each of these and raises :class:`~lipmono.errors.ModelFileError` on a truncated
+The JSON document contains:
+
+* ``format`` (``"lipmono-model"``) and ``format_version``;
+* the estimator class and its parameters;
+* the table schema: feature names and order, categorical levels;
+* the architecture: encoded constraints, layer sizes, chain, group size, lambda;
+* the input and target scalers, the classes, the certificate, training metadata;
+* ``sha256``, a digest of the tensor bytes.
+
+Loading checks each of these and raises :class:`~lipmono.errors.ModelFileError` on a truncated
 or corrupted file, a newer format version, weights that do not match the
 metadata, or a file that is not a lipmono model. Nothing is ever unpickled.
 
@@ -191,7 +195,7 @@ def load(path):
     cls = ESTIMATOR_CLASSES.get(name)
     if cls is None:
         raise ModelFileError(
-            f"{str(path)!r} holds an unknown estimator {name!r}; "
+            f"{str(path)!r} names an unknown estimator {name!r}; "
             f"known: {', '.join(sorted(ESTIMATOR_CLASSES))}"
         )
     try:

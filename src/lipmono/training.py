@@ -142,7 +142,7 @@ def tensor_batches(X: Tensor, y: Tensor, batch_size: int, seed: int) -> BatchFac
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """Return the torch device for ``device``; ``"auto"`` picks CUDA when torch sees it."""
+    """Return the torch device for ``device``; ``"auto"`` picks CUDA when torch detects a GPU."""
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

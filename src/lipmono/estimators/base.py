@@ -88,7 +88,7 @@ def _jsonable(value):
         return value.item()
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
-    return None  # for example a RandomState: not stored
+    return None  # A RandomState, for example, is not stored.
 
 
 def _from_jsonable(value):
@@ -438,8 +438,8 @@ class MonotonicEstimatorBase(BaseEstimator):
         return estimator
 
     def __getstate__(self):
-        # Parametrized torch modules refuse to pickle, so pickle stores the weights
-        # as numpy arrays and rebuilds the module from the architecture.
+        # Pickling a parametrized torch module raises an error, so the state holds the
+        # weights as numpy arrays and the module is rebuilt from the architecture.
         state = super().__getstate__()
         if "model_" in state:
             state = dict(state)

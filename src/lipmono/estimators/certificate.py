@@ -1,6 +1,6 @@
 r"""The certificate of a fitted estimator, in standardized and in original units.
 
-The network ``f`` sees standardized inputs :math:`z_i = (x_i - m_i) / s_i` and its
+The network ``f`` takes standardized inputs :math:`z_i = (x_i - m_i) / s_i` and its
 output is mapped to :math:`o_k = a_k f_k + b_k` with positive :math:`s_i, a_k`.
 By the chain rule
 

@@ -19,7 +19,7 @@ class MonotonicClassifier(ClassifierMixin, MonotonicEstimatorBase):
     r"""Classifier whose logit is monotonic in chosen features, with a certified Lipschitz bound.
 
     Binary: one logit :math:`f(z) = g(z) + \lambda \sum_i s_i z_i` on the
-    standardized encoded features, trained with binary cross-entropy; the
+    standardized encoded features, trained with binary cross-entropy. The
     probability of ``classes_[1]`` is ``sigmoid(f)``, so it is monotonic in every
     constrained feature. Multiclass (without constraints): one logit per class,
     trained with softmax cross-entropy. Constraints with more than two classes are

@@ -85,7 +85,7 @@ class MonotonicRegressor(RegressorMixin, MonotonicEstimatorBase):
     verbose : bool, default=False
         Show a progress bar on stderr.
     device : str, default="auto"
-        Torch device; ``"auto"`` uses CUDA when torch sees a GPU.
+        Torch device; ``"auto"`` uses CUDA when torch detects a GPU.
 
     Attributes
     ----------
