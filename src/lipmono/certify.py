@@ -87,13 +87,65 @@ def _effective_weight(layer: nn.Linear) -> Tensor:
     return layer.weight.detach()
 
 
-def _residual_parts(module: nn.Module):
+#: For each chain, the output norm of a dense layer given its input norm.
+_DENSE_OUTPUT_NORM = {
+    "l1": {"l1": "linf", "linf": "linf"},
+    "linf": {"linf": "linf"},
+    "l2": {"l2": "l2"},
+    "l1->l1": {"l1": "l1"},
+}
+
+
+def _check_chain(norm: str) -> str:
+    if norm not in CHAIN_NORM_PAIRS:
+        raise ValueError(
+            f"norm={norm!r} is not a supported chain; use one of {', '.join(CHAIN_NORM_PAIRS)}"
+        )
+    return norm
+
+
+def _part_bound(module: nn.Module, chain: str, p: str) -> tuple[Tensor, str]:
+    """Return the bound of ``module`` as a map from the norm ``p``, and its output norm.
+
+    The bound is a float64 scalar tensor computed from the effective weights.
+    """
     # Imported here: monotonic.py depends on this module.
+    from .affine import OutputAffine, Standardize
     from .monotonic import MonotonicResidual
 
     if isinstance(module, MonotonicResidual):
-        return module.inner, module.residual_matrix()
-    return module, None
+        inner, q = _part_bound(module.inner, chain, p)
+        # f = g + R^T x, so the linear term's operator norm adds to g's bound.
+        residual = module.residual_matrix().detach().to(torch.float64).T
+        return inner + F_lip.operator_norm(residual, f"{p}->{q}"), q
+    if isinstance(module, nn.Linear):
+        q = _DENSE_OUTPUT_NORM[chain].get(p)
+        if q is None:
+            raise CertificateError(
+                f"a dense layer receives the {p} norm, which the {chain!r} chain does not "
+                "bound; certify this module with the chain it was built for"
+            )
+        W = _effective_weight(module).to(torch.float64)
+        return F_lip.operator_norm(W, f"{p}->{q}"), q
+    if isinstance(module, (Standardize, OutputAffine)):
+        # A diagonal map diag(d) has norm max |d_i| from any l_p to the same l_p.
+        diagonal = 1.0 / module.scale if isinstance(module, Standardize) else module.scale
+        return diagonal.detach().to(torch.float64).abs().max(), p
+    children = module if isinstance(module, nn.Sequential) else _mlp_layers(module)
+    if children is not None:
+        bound = torch.ones((), dtype=torch.float64)
+        for child in children:
+            child_bound, p = _part_bound(child, chain, p)
+            bound = bound * child_bound
+        return bound, p
+    # What is left must be a 1-Lipschitz activation; iter_chain raises for anything else.
+    list(iter_chain(module))
+    return torch.ones((), dtype=torch.float64), p
+
+
+def _mlp_layers(module: nn.Module) -> nn.Sequential | None:
+    net = getattr(module, "net", None)
+    return net if isinstance(net, nn.Sequential) and hasattr(module, "chain") else None
 
 
 def lipschitz_bound(module: nn.Module, norm: str = "l1") -> float:
@@ -102,33 +154,44 @@ def lipschitz_bound(module: nn.Module, norm: str = "l1") -> float:
     Parameters
     ----------
     module : nn.Module
-        A :class:`~lipmono.LipschitzMLP`, :class:`~lipmono.MonotonicResidual`, or an
-        :class:`nn.Sequential` of dense layers and 1-Lipschitz activations.
+        A :class:`~lipmono.LipschitzMLP`, :class:`~lipmono.MonotonicResidual`, a
+        dense layer, or an :class:`nn.Sequential` of these, 1-Lipschitz activations,
+        :class:`~lipmono.Standardize` and :class:`~lipmono.OutputAffine`.
+        Plain :class:`nn.Linear` layers are certified by their actual weights.
     norm : {"l1", "linf", "l2", "l1->l1"}, default="l1"
         The chain. ``"l1"`` bounds :math:`\ell_1 \to \ell_\infty`, that is every
         partial derivative :math:`|\partial f_k / \partial x_i|`; ``"l2"`` bounds
-        :math:`\ell_2 \to \ell_2`; ``"linf"`` bounds :math:`\ell_\infty \to \ell_\infty`.
+        :math:`\ell_2 \to \ell_2`; ``"linf"`` bounds :math:`\ell_\infty \to \ell_\infty`;
+        ``"l1->l1"`` bounds :math:`\ell_1 \to \ell_1`.
 
     Returns
     -------
     float
-        The product of the exact operator norms of the effective weights (in
-        eval-mode form: the spectral norm is computed by an SVD), plus the norm of the
-        residual's linear term for a monotonic model.
+        The product over the parts of ``module`` of their exact operator norms,
+        computed in float64 from the effective weights in their eval-mode form
+        (the spectral norm by an SVD, never the power-iteration estimate). A
+        monotonic residual adds the norm of its linear term to the bound of the
+        module it wraps. The requested budgets are never read, so a fault in the
+        normalization shows up as a bound above them.
+
+    Raises
+    ------
+    CertificateError
+        If ``module`` has no dense layer or contains a part whose Lipschitz
+        constant is unknown.
+
+    Examples
+    --------
+    >>> import torch, lipmono
+    >>> model = lipmono.LipschitzMLP(3, [8], lipschitz=2.0)
+    >>> lipschitz_bound(model) <= 2.0 * (1 + 1e-6)
+    True
     """
-    inner, residual = _residual_parts(module)
-    layers = _dense_layers(inner)
+    chain = _check_chain(norm)
+    if not any(isinstance(m, nn.Linear) for m in module.modules()):
+        raise CertificateError(f"{type(module).__name__} has no dense layer to certify")
     with torch.no_grad():
-        pair = CHAIN_NORM_PAIRS.get(norm)
-        if pair is None:
-            F_lip.chain_norms(norm, 1)  # raises the uniform error for an unknown chain
-        bound = torch.ones((), dtype=torch.float64)
-        for layer_norm, layer in zip(F_lip.chain_norms(norm, len(layers)), layers):
-            W = _effective_weight(layer).to(torch.float64)
-            bound = bound * F_lip.operator_norm(W, layer_norm)
-        if residual is not None:
-            # The residual adds the linear map x -> R^T x, whose norm adds to the bound.
-            bound = bound + F_lip.operator_norm(residual.to(torch.float64).T, pair)
+        bound, _ = _part_bound(module, chain, CHAIN_NORM_PAIRS[chain].split("->")[0])
     return float(bound)
 
 
@@ -201,7 +264,29 @@ def empirical_lipschitz(
     lower bound; the largest is returned. Networks of dense layers and GroupSort
     are piecewise linear, so their Jacobian norm has no useful gradient: the pair
     ratio is what the ascent climbs.
+
+    The module is evaluated in eval mode, the form that :func:`lipschitz_bound`
+    certifies (exact spectral norms, no buffer updates); each submodule's mode is
+    restored afterwards.
     """
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        return _search_lipschitz(module, X, norm, n_steps, step_size, max_points, seed)
+    finally:
+        for submodule, mode in modes:
+            submodule.training = mode
+
+
+def _search_lipschitz(
+    module: nn.Module,
+    X: Tensor,
+    norm: str,
+    n_steps: int,
+    step_size: float,
+    max_points: int,
+    seed: int,
+) -> float:
     p_name, q_name = CHAIN_NORM_PAIRS[norm].split("->")
     generator = torch.Generator().manual_seed(seed)
     X = torch.as_tensor(X)
@@ -209,9 +294,13 @@ def empirical_lipschitz(
         X = X[torch.randperm(X.shape[0], generator=generator)[:max_points]]
     dtype = next((p.dtype for p in module.parameters()), X.dtype)
     X = X.to(dtype)
-    scale = X.std(dim=0, keepdim=True).clamp(min=1e-3) if X.shape[0] > 1 else torch.ones_like(X[:1])
+    if X.shape[0] > 1:
+        scale = X.std(dim=0, keepdim=True).clamp(min=1e-3)
+    else:
+        scale = torch.ones_like(X[:1])
     x = X.clone().requires_grad_(True)
-    delta = (0.1 * scale * torch.randn(X.shape, generator=generator, dtype=dtype)).requires_grad_(True)
+    noise = torch.randn(X.shape, generator=generator, dtype=dtype)
+    delta = (0.1 * scale * noise).requires_grad_(True)
     optimizer = torch.optim.Adam([x, delta], lr=step_size)
     best = jacobian_norm(module, X, norm).max()
     for _ in range(n_steps):

@@ -87,6 +87,10 @@ def _from_mapping(cst: Mapping, n_inputs: int, feature_names) -> np.ndarray:
     return result
 
 
+def _entry_name(index: tuple[int, ...], ndim: int) -> str:
+    return f"input {index[0]}, output {index[1]}" if ndim == 2 else f"input {index[0]}"
+
+
 def parse_monotonic_cst(
     monotonic_cst,
     n_inputs: int,
@@ -131,7 +135,7 @@ def parse_monotonic_cst(
                 f"got {tuple(array.shape)}"
             )
         flat = [
-            parse_direction(value, f"input {index[0]}" + (f", output {index[1]}" if array.ndim == 2 else ""))
+            parse_direction(value, _entry_name(index, array.ndim))
             for index, value in np.ndenumerate(array)
         ]
         matrix = np.array(flat, dtype=np.int64).reshape(array.shape[0], -1)

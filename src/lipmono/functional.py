@@ -32,6 +32,7 @@ __all__ = [
     "unit_norms",
     "rescale",
     "power_iteration",
+    "max_min",
     "group_sort",
 ]
 
@@ -128,14 +129,91 @@ def power_iteration(W: Tensor, u: Tensor, v: Tensor, n_iter: int = 1) -> tuple[T
     return u, v
 
 
+class _MaxMin(torch.autograd.Function):
+    """MaxMin with a backward that routes the gradient by a saved 0/1 weight.
+
+    Autograd's own backward of ``torch.maximum`` and ``torch.minimum`` builds four
+    masked copies, and boolean masks are slow on CPU. Here the forward saves
+    ``w = 1`` where the first half holds the maximum and ``w = 0`` elsewhere, and
+    the backward is two ``torch.lerp`` calls, which return one endpoint exactly
+    when the weight is 0 or 1. Ties send the first half's gradient to the second
+    input: a valid subgradient that keeps the gradient a permutation of the output
+    gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        half = x.shape[-1] // 2
+        a, b = x[..., :half], x[..., half:]
+        out = torch.empty_like(x, memory_format=torch.contiguous_format)
+        torch.maximum(a, b, out=out[..., :half])
+        torch.minimum(a, b, out=out[..., half:])
+        # sign(a - b) is exact for finite inputs, so w is exactly 0 or 1.
+        a_is_max = torch.sub(a, b).sign_().clamp_(min=0)
+        ctx.save_for_backward(a_is_max)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (a_is_max,) = ctx.saved_tensors
+        half = grad.shape[-1] // 2
+        top, bottom = grad[..., :half], grad[..., half:]
+        if torch.is_grad_enabled():
+            # create_graph=True: keep the backward differentiable (no out= writes).
+            return torch.cat(
+                (torch.lerp(bottom, top, a_is_max), torch.lerp(top, bottom, a_is_max)), dim=-1
+            )
+        grad_x = torch.empty_like(grad, memory_format=torch.contiguous_format)
+        torch.lerp(bottom, top, a_is_max, out=grad_x[..., :half])
+        torch.lerp(top, bottom, a_is_max, out=grad_x[..., half:])
+        return grad_x
+
+
+def _max_min_reference(x: Tensor) -> Tensor:
+    # Differentiable composite of standard ops: TorchScript, torch.export and
+    # torch.compile see this form (compilers fuse it into one kernel anyway).
+    a, b = x.chunk(2, dim=-1)
+    return torch.cat((torch.maximum(a, b), torch.minimum(a, b)), dim=-1)
+
+
+@torch.jit.unused
+def _max_min_eager(x: Tensor) -> Tensor:
+    if torch.compiler.is_compiling():
+        return _max_min_reference(x)
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _MaxMin.apply(x)
+    # No autograd graph: write both halves into one buffer, no concatenation.
+    half = x.shape[-1] // 2
+    a, b = x[..., :half], x[..., half:]
+    out = torch.empty_like(x, memory_format=torch.contiguous_format)
+    torch.maximum(a, b, out=out[..., :half])
+    torch.minimum(a, b, out=out[..., half:])
+    return out
+
+
+def max_min(x: Tensor) -> Tensor:
+    """Return ``cat(maximum(a, b), minimum(a, b))`` for the two halves ``a, b`` of ``x``.
+
+    This is GroupSort with groups of two, pairing feature ``i`` with feature
+    ``i + n/2`` (``n`` even, the size of the last dimension). Eager mode uses a
+    custom autograd function (see :class:`_MaxMin`); TorchScript and compilers see
+    the composite of ``torch.maximum``, ``torch.minimum`` and ``torch.cat``. Both
+    give the same values and, away from ties, the same gradients.
+    """
+    if torch.jit.is_scripting():
+        return _max_min_reference(x)
+    return _max_min_eager(x)
+
+
 def group_sort(x: Tensor, group_size: int = 2) -> Tensor:
-    """Sort the last dimension of ``x`` within consecutive groups of ``group_size``.
+    """Sort the last dimension of ``x`` within groups of ``group_size``.
 
     ``group_size=2`` (MaxMin) pairs feature ``i`` with feature ``i + n/2`` and puts
     the maxima in the first half and the minima in the second: elementwise
-    max and min, no sort. Any other size sorts each group in descending order.
-    Both are permutations of the inputs at every point, so they are
-    1-Lipschitz in every p-norm and preserve the gradient norm.
+    max and min, no sort (see :func:`max_min`). Any other size sorts each group of
+    consecutive features in descending order; ``group_size = n`` sorts the whole
+    vector (FullSort). Both are permutations of the inputs at every point, so they
+    are 1-Lipschitz in every p-norm and preserve the gradient norm.
 
     Raises ``ValueError`` if the last dimension is not divisible by ``group_size``.
     """
@@ -148,7 +226,6 @@ def group_sort(x: Tensor, group_size: int = 2) -> Tensor:
     if group_size == 1:
         return x
     if group_size == 2:
-        a, b = x.chunk(2, dim=-1)
-        return torch.cat((torch.maximum(a, b), torch.minimum(a, b)), dim=-1)
+        return max_min(x)
     grouped = x.unflatten(-1, (n // group_size, group_size))
     return grouped.sort(dim=-1, descending=True).values.flatten(-2)

@@ -55,7 +55,9 @@ class LipschitzNormalization(nn.Module):
 
     In eval mode with gradients disabled the effective weight is computed once and
     reused until the raw weight changes (an optimizer step, ``load_state_dict``,
-    a move to another device or dtype).
+    a move to another device or dtype, a call to ``train`` or ``eval``). With
+    gradients enabled, or inside TorchScript, ``torch.compile`` or
+    ``torch.export``, it is recomputed on every call.
     """
 
     def __init__(
@@ -79,8 +81,14 @@ class LipschitzNormalization(nn.Module):
             v = torch.randn(in_features, generator=generator)
             self.register_buffer("u", u / u.norm())
             self.register_buffer("v", v / v.norm())
+        self._clear_cache()
+
+    def _clear_cache(self) -> None:
         self._cache: Tensor | None = None
-        self._cache_key: tuple | None = None
+        # The raw weight the cache was computed from, held so that its storage cannot
+        # be freed and reused at the same address while the cache refers to it.
+        self._cache_source: Tensor | None = None
+        self._cache_version = -1
 
     def unit_norms(self, W: Tensor, exact: bool) -> Tensor:
         """Return the norm of each rescaling unit of ``W``.
@@ -105,16 +113,34 @@ class LipschitzNormalization(nn.Module):
             return self.normalize(W, exact=False)
         if torch.is_grad_enabled() or torch.compiler.is_compiling():
             return self.normalize(W, exact=True)
-        key = (W._version, W.data_ptr(), W.dtype, W.device)
-        if self._cache is None or self._cache_key != key:
+        if not self._cache_is_valid(W):
             self._cache = self.normalize(W, exact=True)
-            self._cache_key = key
+            self._cache_source = W.detach()
+            self._cache_version = W._version
         return self._cache
 
+    def _cache_is_valid(self, W: Tensor) -> bool:
+        # In-place updates (optimizer steps, load_state_dict) bump W._version; a move to
+        # another dtype or device gives W new storage. NOTE: writes through W.data are
+        # not versioned, so they are not seen; call train() or eval() after such a write.
+        source = self._cache_source
+        return (
+            self._cache is not None
+            and source is not None
+            and self._cache_version == W._version
+            and source.data_ptr() == W.data_ptr()
+            and source.dtype == W.dtype
+            and source.device == W.device
+            and source.shape == W.shape
+        )
+
     def train(self, mode: bool = True) -> LipschitzNormalization:
-        self._cache = None
-        self._cache_key = None
+        self._clear_cache()
         return super().train(mode)
+
+    def _apply(self, fn, recurse: bool = True):
+        self._clear_cache()
+        return super()._apply(fn, recurse)
 
     def extra_repr(self) -> str:
         return f"norm={self.norm!r}, lipschitz={self.lipschitz:g}, always={self.always}"
@@ -228,6 +254,11 @@ class LipschitzLinear(nn.Linear):
 
     def __prepare_scriptable__(self) -> nn.Linear:
         return self.fold()
+
+    def _get_name(self) -> str:
+        # register_parametrization swaps in a subclass named "ParametrizedLipschitzLinear";
+        # the repr shows the public name instead.
+        return "LipschitzLinear"
 
     def extra_repr(self) -> str:
         return (

@@ -49,7 +49,7 @@ def _check_sizes(in_features, hidden_sizes, out_features, group_size) -> list[in
     sizes = [in_features, *hidden_sizes, out_features]
     names = ["in_features"] + [f"hidden_sizes[{i}]" for i in range(len(hidden_sizes))]
     names.append("out_features")
-    for name, size in zip(names, sizes):
+    for name, size in zip(names, sizes, strict=True):
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ValueError(f"{name} must be a positive integer, got {size!r}")
     if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:

@@ -88,7 +88,12 @@ class MonotonicResidual(nn.Module):
         return self.lipschitz * self.monotonic_cst
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.inner(x) + self.lipschitz * (x @ self.monotonic_cst.to(x.dtype))
+        residual = self.monotonic_cst.to(x.dtype) * self.lipschitz
+        out = self.inner(x)
+        if x.dim() == 2:
+            # One fused kernel for the matmul and the sum.
+            return torch.addmm(out, x, residual)
+        return out + x @ residual
 
     def extra_repr(self) -> str:
         signs = self.monotonic_cst[:, 0].tolist() if self.out_features == 1 else "matrix"
