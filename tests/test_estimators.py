@@ -348,3 +348,31 @@ def test_lazy_exports_do_not_import_sklearn():
     )
     assert output.stdout.split() == ["False", "False"]
     assert lipmono.MonotonicRegressor is MonotonicRegressor
+
+
+@pytest.mark.parametrize(
+    "module_name",
+    [
+        "lipmono.estimators",
+        "lipmono.estimators.base",
+        "lipmono.estimators.certificate",
+        "lipmono.estimators.classifier",
+        "lipmono.estimators.regressor",
+        "lipmono.schema",
+        "lipmono.serialization",
+        "lipmono.training",
+        "lipmono.datasets.bundled",
+        "lipmono.cli",
+        "lipmono.cli.train",
+        "lipmono.cli.predict",
+        "lipmono.cli.evaluate",
+        "lipmono.cli.info",
+        "lipmono.cli.demo",
+    ],
+)
+def test_all_names_importable(module_name):
+    import importlib
+
+    module = importlib.import_module(module_name)
+    for name in module.__all__:
+        assert hasattr(module, name), f"{module_name}.{name}"

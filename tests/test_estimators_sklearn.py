@@ -1,9 +1,9 @@
 """scikit-learn's common estimator checks on both estimators.
 
-The settings keep each fit short; the checks that score the fit
+The settings keep each fit short. The checks that score the fit
 (check_classifiers_train, check_regressors_train) still need a few dozen epochs
-to reach their thresholds, hence the larger learning rate. Both estimators pass
-every check, so no check is declared as an expected failure.
+to reach their thresholds, so the learning rate is larger than the default. Both
+estimators pass every check, so no check is declared as an expected failure.
 """
 
 from __future__ import annotations

@@ -209,6 +209,7 @@ class MonotonicEstimatorBase(BaseEstimator):
         architecture.update(
             in_features=Z.shape[1], out_features=n_outputs, monotonic_cst=constraints.tolist()
         )
+        # NOTE: the CUDA path (device='auto' with a GPU, or 'cuda') has not been run by the tests.
         device = resolve_device(self.device)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
