@@ -243,3 +243,23 @@ def test_audit_without_constraints_skips_monotonicity():
     assert result.monotonicity is None
     assert result.passed
     assert result.verdict[0].startswith("Monotonicity: not checked")
+
+
+@needs_compas
+@pytest.mark.parametrize("library", ["xgboost", "lightgbm"])
+def test_boosting_libraries_audited(compas, library):
+    module = pytest.importorskip(library)
+    X_train, y_train, X_test, _ = compas
+    cst = list(COMPAS_CST.values()) + [0] * 9
+    make = {
+        "xgboost": lambda **kw: module.XGBClassifier(n_estimators=30, max_depth=4, n_jobs=1, **kw),
+        "lightgbm": lambda **kw: module.LGBMClassifier(n_estimators=30, n_jobs=1, verbose=-1, **kw),
+    }[library]
+    free = make().fit(X_train, y_train)
+    constrained = make(monotone_constraints=tuple(cst)).fit(X_train, y_train)
+
+    free_result = check_monotonicity(free, X_test, cst, n_pairs=500, n_anchors=50)
+    constrained_result = check_monotonicity(constrained, X_test, cst, n_pairs=500, n_anchors=50)
+    assert free_result.pairs.n_violations > 0
+    assert not free_result.passed
+    assert constrained_result.passed

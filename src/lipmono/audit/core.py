@@ -67,7 +67,7 @@ def _performance(model, X, y, task: str) -> dict[str, float]:
 
 
 def _is_guaranteed(model, monotonic_cst, names) -> bool:
-    """Whether every requested constraint is one the lipmono model enforces by construction."""
+    """Return whether the lipmono ``model`` enforces every requested constraint by construction."""
     if not is_lipmono_model(model):
         return False
     own = resolve_constraints(model, None, names)

@@ -20,7 +20,7 @@ from .result import RadiusAudit, SweepCurves
 __all__ = ["plot_dependence", "plot_training", "plot_radius", "save_figure"]
 
 # At most this many conforming and this many violating ICE curves are drawn per
-# feature, so that the figure stays legible; the panel title gives the full counts.
+# feature, so that the figure stays legible. The panel title gives the full counts.
 _MAX_ICE_CURVES = 60
 _DPI = 110
 
@@ -114,8 +114,8 @@ def plot_training(history: list[dict], path) -> str:
 def plot_radius(radius: RadiusAudit, path) -> str:
     """Draw the distribution of certified radii (standardized units): histogram and survival curve.
 
-    The histogram covers radii up to the 99th percentile so that a few very large
-    radii do not squeeze the rest; the survival curve shows all positive radii on a
+    The histogram covers radii up to the 99th percentile, so that a few very large
+    radii do not squeeze the rest. The survival curve shows all positive radii on a
     log scale.
     """
     figure = _figure(9.0, 3.6)

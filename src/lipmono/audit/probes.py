@@ -241,11 +241,11 @@ def _summary(kind, drops, features, names, directions, tolerance, example) -> Ch
 def probe_pairs(predict, table, constraints, ranges, *, n_pairs, rng, tolerance) -> CheckSummary:
     """Run ``n_pairs`` random probe pairs and summarise their violations.
 
+    ``ranges`` maps each probed feature index ``j`` to its observed ``(min_j, max_j)``.
     Each pair takes a random data row and a random constrained feature ``j`` with
-    current value ``x``, draws a distance ``m`` uniformly in ``[0, range_j]`` and
-    moves ``x`` by ``m`` in the constrained direction, clipped to the observed
-    range; at the end of the range it moves the other way. ``ranges`` maps each
-    probed feature index to its observed ``(min, max)``.
+    current value ``x``. It draws a distance ``m`` uniformly in ``[0, max_j - min_j]``
+    and moves ``x`` by ``m`` in the constrained direction, clipped to the observed
+    range. A value already at that end of the range moves the other way.
     """
     features_available = np.array(sorted(ranges), dtype=np.int64)
     rows = rng.integers(0, table.n_rows, size=n_pairs)
@@ -311,7 +311,7 @@ def sweep_features(
 ) -> tuple[CheckSummary, list[SweepCurves]]:
     """Sweep each constrained feature over its observed range at every anchor row.
 
-    The grid holds the feature's distinct observed values when there are at most
+    The grid contains the feature's distinct observed values when there are at most
     ``n_grid`` of them, and ``n_grid`` evenly spaced values from its minimum to its
     maximum otherwise. A curve's violation is the largest drop between any two of
     its grid points in the direction the constraint forbids, so a slow decline over
@@ -324,7 +324,7 @@ def sweep_features(
         rows = np.repeat(anchors, n_point)
         values = np.tile(grid, n_anchor)
         curves = _predict_chunked(predict, table, rows, j, values).reshape(n_anchor, n_point)
-        # Oriented so that the constraint asks for a non-decreasing sequence along the grid.
+        # Oriented so that the constraint requires a non-decreasing sequence along the grid.
         drops, first, second = _largest_drops(constraints[j] * curves)
         all_drops.append(drops)
         all_pairs.append(np.column_stack([first, second]))

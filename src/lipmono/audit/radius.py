@@ -244,7 +244,7 @@ def audit_radius(certificate: CertificateAudit, logits: np.ndarray) -> RadiusAud
     """Summarise the certified radius ``|logit| / L`` of every row.
 
     ``logits`` has shape ``(N,)``. The scaled radius uses ``L = output_scale *
-    lipschitz_scaled`` and is in standard deviations of the encoded features; the
+    lipschitz_scaled`` and is in standard deviations of the encoded features. The
     original one uses ``lipschitz_original`` and is in the encoded features' own
     units. Both are in the norm ``certificate.input_norm``. The per-feature
     medians say how far each feature alone can move (original units) before the

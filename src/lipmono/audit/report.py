@@ -62,15 +62,17 @@ def _monotonicity_section(result: AuditResult) -> list[str]:
         f"- **Sweeps** ({m.sweeps.n_checks} curves): each constrained feature is varied over a "
         f"grid of up to {settings.get('n_grid')} values across its observed range, with every "
         f"other feature fixed at one of {settings.get('n_anchors')} data rows. A curve violates "
-        "when any step along it does.",
+        "when the prediction drops in the forbidden direction between any two of its points.",
         "",
     ]
+
     if m.guaranteed:
         lines += [
             "This is a lipmono model: monotonicity holds by construction, for every input, so "
             "these checks must find nothing. Any violation would be a fault in the software.",
             "",
         ]
+
     rows = []
     for name, direction in m.constraints.items():
         pair = m.pairs.per_feature.get(name, {})
@@ -85,6 +87,7 @@ def _monotonicity_section(result: AuditResult) -> list[str]:
          "curves", "violating curves", "largest drop"],
         rows,
     )
+
     lines += [
         f"Violation rate: {m.pairs.violation_rate:.2%} of probe pairs, "
         f"{m.sweeps.violation_rate:.2%} of sweep curves.",
@@ -92,7 +95,9 @@ def _monotonicity_section(result: AuditResult) -> list[str]:
     ]
     for summary in (m.pairs, m.sweeps):
         if summary.worst is not None:
-            lines += [f"Worst {summary.kind} case: {describe_example(summary.worst)}.", ""]
+            example = describe_example(summary.worst)
+            lines += [f"Worst case among the {summary.kind}: {example}.", ""]
+
     if "dependence" in result.plots:
         lines += [
             "![Partial dependence and ICE curves](dependence.png)",

@@ -59,9 +59,9 @@ class ViolationExample:
 
     The two inputs are the data row ``row`` with ``feature`` set to ``value_low``
     and to ``value_high`` (``value_low < value_high``). For an increasing
-    constraint the prediction at ``value_high`` should not be below the one at
-    ``value_low``; ``violation`` is by how much it is (positive), in the units of
-    the response.
+    constraint the prediction at ``value_high`` must not be below the one at
+    ``value_low``, and ``violation`` is by how much it is (positive), in the units
+    of the response.
     """
 
     row: int

@@ -25,7 +25,8 @@ def describe_example(example: ViolationExample) -> str:
         else (example.prediction_high, example.prediction_low)
     )
     return (
-        f"at data row {example.row}, {verb} {example.feature!r} from {start:.4g} to {end:.4g} "
+        f"at row {example.row} of the audited data (counting from 0), {verb} "
+        f"{example.feature!r} from {start:.4g} to {end:.4g} "
         f"moves the prediction from {before:.4g} down to {after:.4g}, although by the "
         "constraint it must not go down"
     )
