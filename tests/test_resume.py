@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from lipmono.datasets.bundled import compas_path
 from lipmono.serialization import read_container
 
 EPOCHS = 2
@@ -32,15 +33,12 @@ _WORKER = textwrap.dedent(
     import numpy as np
     import torch
     from lipmono import MonotonicMLP
-    from lipmono.datasets.bundled import COMPAS_TARGET, compas_path
     from lipmono.distributed import parameters_digest
     from lipmono.training import TrainingConfig, tensor_batches, train
-    import pandas as pd
 
-    checkpoint, out, epochs, every, resume = sys.argv[1:6]
-    frame = pd.read_csv(compas_path("train")).iloc[:2000]
-    X = torch.as_tensor(frame.drop(columns=[COMPAS_TARGET]).to_numpy(), dtype=torch.float64)
-    y = torch.as_tensor(frame[COMPAS_TARGET].to_numpy(), dtype=torch.float64)
+    data, checkpoint, out, epochs, every, resume = sys.argv[1:7]
+    table = torch.as_tensor(np.loadtxt(data, delimiter=",", skiprows=1, max_rows=2000))
+    X, y = table[:, :13], table[:, 13]
     X = (X - X.mean(0)) / X.std(0).clamp_min(1e-12)
     torch.manual_seed(0)
     np.random.seed(0)
@@ -69,7 +67,8 @@ _WORKER = textwrap.dedent(
 
 def _command(folder: Path, name: str, every: int, resume: bool) -> list[str]:
     return [
-        sys.executable, str(folder / "worker.py"), str(folder / f"{name}.ckpt"),
+        sys.executable, str(folder / "worker.py"), str(compas_path("train")),
+        str(folder / f"{name}.ckpt"),
         str(folder / f"{name}.json"), str(EPOCHS), str(every), "resume" if resume else "fresh",
     ]
 
@@ -150,7 +149,7 @@ def test_checkpoint_loadable_after_random_kills(folder, uninterrupted):
     # during a write; the file must always hold the last complete checkpoint.
     generator = random.Random(0)
     positions = []
-    for _ in range(5):
+    for _ in range(4):
         delay = generator.uniform(0, 0.4)
         document = _kill_after_checkpoint(folder, "random", every=1, delay=delay)
         if document is None:

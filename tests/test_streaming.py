@@ -223,9 +223,9 @@ _MEMORY_CHILD = textwrap.dedent(
 
 
 def test_stream_memory_stays_under_cap(tmp_path):
-    n_rows, batch_size = 1_000_000, 4096
-    data_mb = n_rows * 8 * 4 / 2**20  # eight float32 columns: about 30.5 MB
-    cap_mb = 8.0
+    n_rows, batch_size = 600_000, 4096
+    data_mb = n_rows * 8 * 4 / 2**20  # eight float32 columns: about 18 MB
+    cap_mb = 6.0
     rng = np.random.default_rng(0)
     table = pa.table({f"x{i}": rng.standard_normal(n_rows, dtype=np.float32) for i in range(8)})
     path = tmp_path / "large.parquet"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..distributed import distributed_session
 from ..errors import ConstraintError, DataError
 from ._io import column_list, read_table, split_target
 
@@ -180,9 +181,15 @@ def run(args) -> int:
     task = infer_task(target) if args.task == "auto" else args.task
     estimator = estimator_from(args, task, constraints_from(args, features))
     checkpoint = Path(f"{args.out}.ckpt")
-    estimator.fit(features, target, checkpoint_path=checkpoint, resume=args.resume)
-    estimator.save(args.out)
-    checkpoint.unlink(missing_ok=True)
+    # Under torchrun every rank runs this command; the ranks train together with DDP
+    # and only rank 0 writes the model and the messages below.
+    with distributed_session() as context:
+        estimator.fit(features, target, checkpoint_path=checkpoint, resume=args.resume)
+        if context.is_main:
+            estimator.save(args.out)
+            checkpoint.unlink(missing_ok=True)
+    if not context.is_main:
+        return 0
     last = estimator.history_[-1]
     print(f"task: {task}; {len(frame)} rows, {features.shape[1]} feature columns")
     print(

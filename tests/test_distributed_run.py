@@ -1,0 +1,159 @@
+"""Two-process DistributedDataParallel runs on CPU (gloo) against one process.
+
+Each run starts ``python -m torch.distributed.run --nproc_per_node=2`` in a
+subprocess with ``OMP_NUM_THREADS=1`` and trains on the bundled COMPAS data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch.distributed
+
+import lipmono
+from lipmono import distributed
+from lipmono.datasets.bundled import COMPAS_MONOTONIC, COMPAS_TARGET, compas_path, load_compas
+from lipmono.serialization import load
+
+pytestmark = pytest.mark.skipif(
+    not torch.distributed.is_available(), reason="this torch build has no torch.distributed"
+)
+
+LAMBDA = 1.0
+EPOCHS = 5
+GLOBAL_BATCH = 128
+DIGEST_LINE = re.compile(r"rank (\d+) of (\d+) ends with parameters ([0-9a-f]{64})")
+
+# Fits a classifier with the Python API under torchrun. Every rank writes its own
+# parameter digest (the test's record, named by rank) and rank 0 saves the model.
+_WORKER = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    from lipmono import distributed as D
+    from lipmono.datasets.bundled import COMPAS_MONOTONIC, load_compas
+    from lipmono.estimators import MonotonicClassifier
+
+    out = Path(sys.argv[1])
+    X, y = load_compas("train")
+    with D.distributed_session() as context:
+        estimator = MonotonicClassifier(
+            COMPAS_MONOTONIC, lipschitz=1.0, hidden_layer_sizes=(8, 8), batch_size=64,
+            max_iter=2, random_state=0, device="cpu",
+        )
+        estimator.fit(X, y)
+        record = {"world_size": context.world_size,
+                  "digest": D.parameters_digest(estimator.model_)}
+        (out / f"rank-{context.rank}.json").write_text(json.dumps(record))
+        if context.is_main:
+            estimator.save(out / "model.safetensors")
+    """
+)
+
+
+def _environment() -> dict[str, str]:
+    environment = dict(os.environ, OMP_NUM_THREADS="1")
+    for name in distributed.LAUNCHER_VARIABLES:
+        environment.pop(name, None)
+    return environment
+
+
+def _torchrun(arguments: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        *arguments,
+    ]
+    return subprocess.run(
+        command, cwd=cwd, env=_environment(), capture_output=True, text=True, timeout=180
+    )
+
+
+def _train_command(folder: Path, processes: int) -> subprocess.CompletedProcess:
+    arguments = [
+        "-m", "lipmono", "train", str(compas_path("train")), "--target", COMPAS_TARGET,
+        "--increasing", ",".join(COMPAS_MONOTONIC), "--hidden", "16,16",
+        "--epochs", str(EPOCHS), "--batch-size", str(GLOBAL_BATCH // processes),
+        "--device", "cpu", "--seed", "0", "--verbose", "--out", str(folder / "model.safetensors"),
+    ]
+    folder.mkdir()
+    if processes == 1:
+        return subprocess.run(
+            [sys.executable, *arguments], cwd=folder, env=_environment(),
+            capture_output=True, text=True, timeout=180,
+        )
+    return _torchrun(arguments, folder)
+
+
+def _test_metrics(estimator) -> tuple[float, float]:
+    X, y = load_compas("test")
+    proba = estimator.predict_proba(X)[:, 1]
+    log_loss = float(-np.mean(np.log(np.where(y == 1, proba, 1 - proba))))
+    return log_loss, float(np.mean((proba > 0.5) == (y == 1)))
+
+
+def _check_guarantees(estimator, constrained) -> None:
+    assert lipmono.lipschitz_bound(estimator.model_) <= 2 * LAMBDA * (1 + 1e-9)
+    X, _ = load_compas("test")
+    rows = X.iloc[:20]
+    for name in constrained:
+        grid = np.linspace(X[name].min(), X[name].max(), 25)
+        sweep = rows.loc[rows.index.repeat(len(grid))].reset_index(drop=True)
+        sweep[name] = np.tile(grid, len(rows))
+        scores = estimator.decision_function(sweep).reshape(len(rows), len(grid))
+        assert (np.diff(scores, axis=1) >= 0).all(), name
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ddp")
+    results = {name: _train_command(root / name, n) for name, n in (("one", 1), ("two", 2))}
+    for result in results.values():
+        assert result.returncode == 0, result.stderr[-4000:]
+    return {"root": root, **results}
+
+
+def test_ranks_end_with_identical_weights(runs):
+    lines = DIGEST_LINE.findall(runs["two"].stderr)
+    assert sorted(rank for rank, _, _ in lines) == ["0", "1"]
+    assert {world for _, world, _ in lines} == {"2"}
+    assert len({digest for _, _, digest in lines}) == 1
+
+
+def test_only_rank_zero_writes(runs):
+    assert sorted(path.name for path in (runs["root"] / "two").iterdir()) == ["model.safetensors"]
+    assert runs["two"].stdout.count("model written to") == 1
+
+
+def test_two_processes_match_one_process(runs):
+    # Same global batch (2 x 64 against 128) and number of steps; only the split of
+    # rows into batches differs, so the test metrics agree within run-to-run noise.
+    one = _test_metrics(load(runs["root"] / "one" / "model.safetensors"))
+    two = _test_metrics(load(runs["root"] / "two" / "model.safetensors"))
+    assert abs(one[0] - two[0]) < 0.01
+    assert abs(one[1] - two[1]) < 0.02
+
+
+def test_distributed_model_keeps_guarantees(runs):
+    _check_guarantees(load(runs["root"] / "two" / "model.safetensors"), COMPAS_MONOTONIC)
+    _check_guarantees(load(runs["root"] / "one" / "model.safetensors"), COMPAS_MONOTONIC)
+
+
+def test_python_api_under_torchrun(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(_WORKER)
+    result = _torchrun([str(script), str(tmp_path)], tmp_path)
+    assert result.returncode == 0, result.stderr[-4000:]
+    records = [json.loads((tmp_path / f"rank-{r}.json").read_text()) for r in range(2)]
+    assert [record["world_size"] for record in records] == [2, 2]
+    assert records[0]["digest"] == records[1]["digest"]
+    names = sorted(path.name for path in tmp_path.iterdir())
+    assert names == ["model.safetensors", "rank-0.json", "rank-1.json", "worker.py"]
+    _check_guarantees(load(tmp_path / "model.safetensors"), COMPAS_MONOTONIC)
