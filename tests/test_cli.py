@@ -300,6 +300,18 @@ def test_predict_with_missing_or_extra_columns(tables, tmp_path, capsys):
     assert not out.exists()
 
 
+def test_evaluate_target_missing_values_or_text(tables, tmp_path, capsys):
+    model_path = train_model(tables, tmp_path, task="regression")
+    frame = pd.read_csv(tables["regression"])
+    frame.loc[[1, 2], "response"] = np.nan
+    path = tmp_path / "gaps.csv"
+    frame.to_csv(path, index=False)
+    run_error(capsys, ["evaluate", str(model_path), str(path)], "'response' has 2 missing values")
+    frame["response"] = "high"
+    frame.to_csv(path, index=False)
+    run_error(capsys, ["evaluate", str(model_path), str(path)], "'response' is not numeric")
+
+
 def _truncate(path):
     path.write_bytes(path.read_bytes()[:-100])
 

@@ -129,6 +129,21 @@ def test_unseen_level_encoded_as_zeros_with_warning():
     assert encoded[1, 3] == 1
 
 
+def test_categorical_model_needs_dataframe():
+    frame = make_frame()
+    model = MonotonicRegressor(**FAST).fit(frame, regression_target(frame))
+    with pytest.raises(DataError, match="one-hot encodes the categorical column\\(s\\) city"):
+        model.predict(frame.to_numpy())
+
+
+def test_missing_category_rejected():
+    frame = make_frame()
+    frame["city"] = frame["city"].astype(object)
+    frame.loc[[3, 5], "city"] = None
+    with pytest.raises(DataError, match="NaN in the categorical column 'city' \\(2 rows\\)"):
+        MonotonicRegressor(**FAST).fit(frame, regression_target(frame))
+
+
 def test_standardization_positive_scales():
     frame = make_frame()
     model = MonotonicRegressor(**FAST).fit(frame, regression_target(frame))

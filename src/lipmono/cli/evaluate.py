@@ -24,13 +24,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def metrics(estimator, features, target) -> dict[str, float]:
-    """Return the task's metrics of ``estimator`` on ``features`` and ``target``."""
+    """Return the task's metrics of ``estimator`` on ``features`` and the Series ``target``."""
     import numpy as np
     from sklearn import metrics as sk
 
+    missing = int(target.isna().sum())
+    if missing:
+        raise DataError(
+            f"the target column {target.name!r} has {missing} missing values; "
+            "remove those rows to evaluate"
+        )
     if not hasattr(estimator, "classes_"):
         prediction = estimator.predict(features)
-        target = np.asarray(target, dtype=np.float64)
+        try:
+            target = np.asarray(target, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DataError(
+                f"the target column {target.name!r} is not numeric, but the model is a regressor"
+            ) from None
         return {
             "rmse": float(np.sqrt(sk.mean_squared_error(target, prediction))),
             "mae": float(sk.mean_absolute_error(target, prediction)),

@@ -23,10 +23,10 @@ from torch import nn
 
 from .. import __version__
 from ..affine import OutputAffine, Standardize
-from ..errors import LipmonoError, ModelFileError
+from ..errors import DataError, LipmonoError, ModelFileError
 from ..layers import check_budget
 from ..models import MonotonicMLP
-from ..schema import Standardizer, TableSchema, validate_table
+from ..schema import Standardizer, TableSchema, is_dataframe, validate_table
 from ..training import TrainingConfig, resolve_device, tensor_batches, train
 from .certificate import build_certificate
 
@@ -330,6 +330,12 @@ class MonotonicEstimatorBase(BaseEstimator):
             Columns in the order of ``encoded_feature_names_``.
         """
         check_is_fitted(self)
+        if self.schema_.categorical and not is_dataframe(X):
+            raise DataError(
+                f"this model one-hot encodes the categorical column(s) "
+                f"{', '.join(self.schema_.categorical)}, so it needs a pandas DataFrame with "
+                f"the columns {', '.join(self.schema_.feature_names)}, not {type(X).__name__}"
+            )
         return self.schema_.encode(validate_table(self, X, reset=False))
 
     def to_torch(self) -> nn.Sequential:
