@@ -192,7 +192,7 @@ def test_cli_audit_writes_report(model, compas, tmp_path, capsys):
     assert status == 0
     assert "Overall: PASS." in printed
     assert sorted(p.name for p in out.iterdir()) == [
-        "audit.json", "dependence.png", "radius.png", "report.md", "training.png"
+        "audit.json", "dependence.png", "radius.png", "report.html", "report.md", "training.png"
     ]
     for image in ("dependence.png", "radius.png", "training.png"):
         assert (out / image).read_bytes()[:8] == PNG_SIGNATURE
@@ -206,8 +206,10 @@ def test_cli_audit_writes_report(model, compas, tmp_path, capsys):
                 "## Certified robustness radius", "## Training", "## Predictive performance")
     for heading in headings:
         assert heading in text
+    page = (out / "report.html").read_text()
     for image in ("dependence.png", "radius.png", "training.png"):
         assert f"]({image})" in text
+        assert f'<img src="{image}"' in page
 
 
 def test_cli_audit_unknown_target(model, compas, tmp_path, capsys):

@@ -1,10 +1,10 @@
 """The audit report: Markdown that a person can read without the code, with PNGs beside it.
 
 :func:`write_report` writes ``dependence.png``, ``training.png`` and ``radius.png``
-(each when its data exists), then ``audit.json`` (:meth:`AuditResult.to_dict`),
-then ``report.md`` last. Every file is written to a temporary name in the folder
-and renamed into place, so a reader never sees a half-written file, and a
-``report.md`` exists only once everything it links to does.
+(each when its data exists), then ``audit.json`` (:meth:`AuditResult.to_dict`)
+and ``report.html``, then ``report.md`` last. Every file is written to a temporary
+name in the folder and renamed into place, so a reader never sees a half-written
+file, and a ``report.md`` exists only once everything it links to does.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..serialization import atomic_write_bytes
+from .html import markdown_to_html
 from .result import AuditResult
 from .verdict import describe_example
 
@@ -235,10 +236,11 @@ def render_markdown(result: AuditResult) -> str:
 
 
 def write_report(result: AuditResult, out_dir) -> dict[str, str]:
-    """Write the plots, ``audit.json`` and ``report.md`` of ``result`` into ``out_dir``.
+    """Write the plots, ``audit.json``, ``report.html`` and ``report.md`` into ``out_dir``.
 
     Creates ``out_dir`` if needed. Records the plot paths in ``result.plots`` and
-    returns every written path by name (``"report"``, ``"json"``, and the plots).
+    returns every written path by name (``"report"``, ``"html"``, ``"json"``, and the
+    plots).
     """
     from .plots import plot_dependence, plot_radius, plot_training
 
@@ -260,6 +262,9 @@ def write_report(result: AuditResult, out_dir) -> dict[str, str]:
     written["json"] = write_text_atomic(
         out / "audit.json", json.dumps(result.to_dict(), indent=2, allow_nan=False)
     )
-    written["report"] = write_text_atomic(out / "report.md", render_markdown(result))
+    markdown = render_markdown(result)
+    title = f"Audit of a {result.model_type}"
+    written["html"] = write_text_atomic(out / "report.html", markdown_to_html(markdown, title))
+    written["report"] = write_text_atomic(out / "report.md", markdown)
     logger.info("audit report written to %s", written["report"])
     return written
