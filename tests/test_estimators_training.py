@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from lipmono import DataError, ModelFileError, MonotonicClassifier, MonotonicMLP, MonotonicRegressor
+from lipmono.estimators import ParameterError
 from lipmono.serialization import read_container
 from lipmono.training import TrainingConfig, tensor_batches, train
 
@@ -45,6 +46,13 @@ def test_resume_without_checkpoint_starts_fresh(data, tmp_path):
     X, y = data
     model = regressor(max_iter=2).fit(X, y, checkpoint_path=tmp_path / "absent.ckpt", resume=True)
     assert model.n_iter_ == 2
+
+
+def test_resume_needs_integer_random_state(data, tmp_path):
+    X, y = data
+    model = regressor(random_state=None)
+    with pytest.raises(ParameterError, match="resume=True needs an integer random_state"):
+        model.fit(X, y, checkpoint_path=tmp_path / "run.ckpt", resume=True)
 
 
 def test_checkpoint_contents(data, tmp_path):

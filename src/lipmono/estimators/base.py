@@ -193,6 +193,11 @@ class MonotonicEstimatorBase(BaseEstimator):
         self
         """
         architecture = self._check_params()
+        if resume and not isinstance(self.random_state, numbers.Integral):
+            raise ParameterError(
+                f"resume=True needs an integer random_state, got {self.random_state!r}: the "
+                "resumed run must draw the same initialization, split and batch order"
+            )
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None"
