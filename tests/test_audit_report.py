@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
+import subprocess
+import sys
+
+import pytest
+
 from lipmono.audit.html import markdown_to_html
 
 
@@ -39,3 +45,44 @@ def test_html_escapes_text():
     assert "<script>" not in page
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; |f(x)| &lt;= L" in page
     assert "<title>a&lt;b</title>" in page
+
+
+@pytest.mark.parametrize(
+    "module_name",
+    [
+        "lipmono.audit",
+        "lipmono.audit.core",
+        "lipmono.audit.html",
+        "lipmono.audit.plots",
+        "lipmono.audit.probes",
+        "lipmono.audit.radius",
+        "lipmono.audit.report",
+        "lipmono.audit.result",
+        "lipmono.audit.verdict",
+        "lipmono.cli.audit",
+    ],
+)
+def test_audit_names_importable(module_name):
+    module = importlib.import_module(module_name)
+    for name in module.__all__:
+        assert hasattr(module, name), f"{module_name}.{name}"
+
+
+def test_top_level_audit_callable():
+    import lipmono
+
+    assert "audit" in lipmono.__all__
+    assert callable(lipmono.audit)
+    assert callable(importlib.import_module("lipmono.audit"))
+
+
+def test_import_leaves_matplotlib_unloaded():
+    # Plots import matplotlib on first use; importing lipmono and its audit must not.
+    code = (
+        "import sys, lipmono, lipmono.audit; "
+        "print('matplotlib' in sys.modules)"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert output.strip() == "False"
