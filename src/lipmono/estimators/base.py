@@ -198,22 +198,8 @@ class MonotonicEstimatorBase(BaseEstimator):
                 f"resume=True needs an integer random_state, got {self.random_state!r}: the "
                 "resumed run must draw the same initialization, split and batch order"
             )
-        if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y is None"
-            )
-        table = validate_table(self, X, reset=True)
-        target, n_outputs = self._prepare_target(y, table.shape[0])
-        schema = TableSchema.infer(table)
-        Z = schema.encode(table)
-        constraints = schema.encode_constraints(
-            self.monotonic_cst, named=hasattr(self, "feature_names_in_")
-        )
-        self._check_constraints(constraints)
+        schema, Z, target, constraints = self._prepare(X, y, architecture)
         scaler = Standardizer.fit(Z)
-        architecture.update(
-            in_features=Z.shape[1], out_features=n_outputs, monotonic_cst=constraints.tolist()
-        )
         # NOTE: the CUDA path (device='auto' with a GPU, or 'cuda') has not been run by the tests.
         device = resolve_device(self.device)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
@@ -225,24 +211,13 @@ class MonotonicEstimatorBase(BaseEstimator):
             target = target.to(device)
             train_index, val_index = self._split(len(Zs), target, seed)
             validation = None if val_index is None else (Zs[val_index], target[val_index])
-            config = TrainingConfig(
-                learning_rate=float(self.learning_rate),
-                max_epochs=int(self.max_iter),
-                early_stopping=bool(self.early_stopping),
-                n_iter_no_change=int(self.n_iter_no_change),
-                tol=float(self.tol),
-                seed=seed,
-                verbose=bool(self.verbose),
-                device=str(device),
-                checkpoint_path=None if checkpoint_path is None else str(checkpoint_path),
-            )
             batch_size = min(int(self.batch_size), len(train_index))
             batches = tensor_batches(Zs[train_index], target[train_index], batch_size, seed)
             result = train(
                 model,
                 self._loss,
                 batches,
-                config,
+                self._training_config(seed, device, checkpoint_path),
                 validation=validation,
                 resume=resume,
                 fingerprint=self._fingerprint(Z, target, seed),
@@ -274,6 +249,38 @@ class MonotonicEstimatorBase(BaseEstimator):
         }
         self.certificate_ = self._certificate()
         return self
+
+    def _prepare(self, X, y, architecture: dict):
+        """Validate and encode the data; complete ``architecture`` with the data's sizes."""
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None"
+            )
+        table = validate_table(self, X, reset=True)
+        target, n_outputs = self._prepare_target(y, table.shape[0])
+        schema = TableSchema.infer(table)
+        Z = schema.encode(table)
+        constraints = schema.encode_constraints(
+            self.monotonic_cst, named=hasattr(self, "feature_names_in_")
+        )
+        self._check_constraints(constraints)
+        architecture.update(
+            in_features=Z.shape[1], out_features=n_outputs, monotonic_cst=constraints.tolist()
+        )
+        return schema, Z, target, constraints
+
+    def _training_config(self, seed: int, device, checkpoint_path) -> TrainingConfig:
+        return TrainingConfig(
+            learning_rate=float(self.learning_rate),
+            max_epochs=int(self.max_iter),
+            early_stopping=bool(self.early_stopping),
+            n_iter_no_change=int(self.n_iter_no_change),
+            tol=float(self.tol),
+            seed=seed,
+            verbose=bool(self.verbose),
+            device=str(device),
+            checkpoint_path=None if checkpoint_path is None else str(checkpoint_path),
+        )
 
     def _check_constraints(self, constraints: np.ndarray) -> None:
         """Hook for subclasses that restrict constraints (multiclass)."""
