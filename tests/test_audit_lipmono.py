@@ -15,7 +15,7 @@ import torch
 import lipmono
 from lipmono.audit import audit, write_report
 from lipmono.cli import main
-from lipmono.datasets import load_compas
+from lipmono.datasets import load_auto_mpg, load_compas
 
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 pytestmark = pytest.mark.skipif(
@@ -240,3 +240,22 @@ def test_multiclass_model_skips_certificate():
     assert result.radius is None
     assert result.passed
     assert any("3 outputs" in line for line in result.verdict)
+
+
+def test_regressor_decreasing_constraints_pass():
+    split = load_auto_mpg(DATA_DIR)
+    model = lipmono.MonotonicRegressor(
+        split.monotonic_cst, hidden_layer_sizes=(8, 8), max_iter=2, early_stopping=False,
+        random_state=0,
+    ).fit(split.X_train, split.y_train)
+    result = audit(model, split.X_test, split.y_test, n_pairs=300, n_anchors=40)
+    m = result.monotonicity
+    assert set(m.constraints.values()) == {-1}
+    assert m.guaranteed
+    assert m.passed
+    assert result.radius is None
+    c = result.certificate
+    assert c.output_scale != 1.0
+    bound = c.output_scale * c.lipschitz_scaled
+    assert f"at most {bound:.4g} x d" in result.verdict[1]
+    assert set(result.performance) == {"rmse", "mae", "r2"}
