@@ -27,7 +27,7 @@ import pyarrow.dataset as ds
 import torch
 from torch import Tensor
 
-from .distributed import DistributedContext
+from .distributed import DistributedContext, current_context
 from .errors import DataError
 from .schema import CATEGORICAL, NUMERIC, ColumnSpec, Standardizer, TableSchema
 
@@ -503,7 +503,8 @@ class StreamingBatches:
         for example the features ``(N, n_features)`` and the targets ``(N,)``.
         Defaults to one float32 tensor of all ``columns``.
     context : DistributedContext, optional
-        Rank and world size; defaults to a single process.
+        Rank and world size; defaults to the process group joined when iterating
+        (:func:`lipmono.distributed.current_context`), a single process without one.
     n_rows : int, optional
         Row count if already known (:attr:`StreamStatistics.n_rows`); counted otherwise.
     shuffle : bool, default=True
@@ -537,7 +538,7 @@ class StreamingBatches:
         check_columns(self.dataset, self.columns)
         self.batch_size = batch_size
         self.converter = converter or _default_converter(self.columns)
-        self.context = context or DistributedContext()
+        self._context = context
         self.n_rows = int(n_rows) if n_rows is not None else self.dataset.count_rows()
         if self.n_rows < 1:
             raise DataError("the data has no rows")
@@ -546,6 +547,11 @@ class StreamingBatches:
         self.epoch = 0
         #: Largest number of rows converted at once so far, for memory checks.
         self.max_rows_materialised = 0
+
+    @property
+    def context(self) -> DistributedContext:
+        """Rank and world size the batches are sharded for."""
+        return self._context or current_context()
 
     @property
     def n_global_batches(self) -> int:
@@ -601,3 +607,8 @@ class StreamingBatches:
 
     def __iter__(self) -> Iterator[tuple]:
         return self.iter_epoch()
+
+    def __call__(self, epoch: int) -> Iterator[tuple]:
+        """Yield the batches of ``epoch``, so the object is a batch factory for
+        :func:`lipmono.training.train`."""
+        return self.iter_epoch(epoch)

@@ -277,7 +277,12 @@ def _run_epoch(
     module.train()
     # A resumed run skips the batches trained on before the checkpoint; the order of
     # an epoch depends only on the seed and the epoch, so the rest are the same batches.
-    batches = itertools.islice(make_batches(state.epoch), state.batch, None)
+    # A factory with ``iter_epoch`` (lipmono.streaming.StreamingBatches) skips them
+    # without converting them to tensors.
+    if hasattr(make_batches, "iter_epoch"):
+        batches = make_batches.iter_epoch(state.epoch, start_batch=state.batch)
+    else:
+        batches = itertools.islice(make_batches(state.epoch), state.batch, None)
     for xb, yb in batches:
         xb, yb = xb.to(device), yb.to(device)
         optimizer.zero_grad(set_to_none=True)
