@@ -13,7 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
 from threadpoolctl import threadpool_limits
 
-from lipmono.audit import audit, check_monotonicity
+from lipmono.audit import audit, check_monotonicity, render_markdown
 from lipmono.errors import ConstraintError, DataError
 
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -263,3 +263,13 @@ def test_boosting_libraries_audited(compas, library):
     assert free_result.pairs.n_violations > 0
     assert not free_result.passed
     assert constrained_result.passed
+
+
+def test_constant_constrained_feature_reported():
+    X = np.column_stack([np.arange(20.0), np.ones(20)])
+    result = audit(FunctionModel(lambda X: X[:, 0]), X, monotonic_cst=[1, 1], n_pairs=50)
+    assert result.monotonicity.passed
+    assert "x1" not in result.monotonicity.sweeps.per_feature
+    assert "x1" not in result.monotonicity.pairs.per_feature
+    text = render_markdown(result)
+    assert "Not checked, because they are constant in the audited data: x1." in text

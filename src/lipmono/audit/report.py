@@ -94,6 +94,12 @@ def _monotonicity_section(result: AuditResult) -> list[str]:
         f"{m.sweeps.violation_rate:.2%} of sweep curves.",
         "",
     ]
+    constant = [name for name in m.constraints if name not in m.sweeps.per_feature]
+    if constant:
+        lines += [
+            f"Not checked, because they are constant in the audited data: {', '.join(constant)}.",
+            "",
+        ]
     for summary in (m.pairs, m.sweeps):
         if summary.worst is not None:
             example = describe_example(summary.worst)
