@@ -78,7 +78,18 @@ def unit_norms(W: Tensor, norm: str) -> Tensor:
     The result broadcasts against ``W``: shape ``(out, 1)`` for row units,
     ``(1, in)`` for column units and ``()`` for ``l2->l2``, where the spectral norm
     is computed exactly (an SVD).
+
+    A row or column of a single entry is not used as a unit, because rescaling it
+    is a clamp and a clamped entry gets a zero gradient. The whole matrix is the
+    unit instead (shape ``()``, the operator norm), which gives the same bound:
+    that happens for rows when ``in_features == 1`` and for columns when
+    ``out_features == 1``. A 1 x 1 matrix has no other unit, so once it is over
+    budget its gradient is zero.
     """
+    if norm in ("l1->linf", "linf->linf") and W.shape[-1] == 1:
+        return W.abs().amax()
+    if norm == "l1->l1" and W.shape[-2] == 1:
+        return W.abs().amax()
     if norm == "l1->linf":
         return W.abs().amax(dim=1, keepdim=True)
     if norm == "linf->linf":
@@ -178,7 +189,7 @@ def _max_min_reference(x: Tensor) -> Tensor:
 
 @torch.jit.unused
 def _max_min_eager(x: Tensor) -> Tensor:
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
         return _max_min_reference(x)
     if torch.is_grad_enabled() and x.requires_grad:
         return _MaxMin.apply(x)

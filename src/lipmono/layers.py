@@ -9,6 +9,8 @@ gradient flows through the rescaling.
 
 from __future__ import annotations
 
+import copy
+import logging
 import math
 
 import torch
@@ -18,7 +20,15 @@ from torch.nn.utils import parametrize
 from . import functional as F_lip
 from .errors import BudgetError
 
-__all__ = ["LipschitzNormalization", "LipschitzLinear", "GroupSort", "check_budget"]
+__all__ = [
+    "LipschitzNormalization",
+    "LipschitzLinear",
+    "GroupSort",
+    "check_budget",
+    "fold_lipschitz_layers",
+]
+
+logger = logging.getLogger(__name__)
 
 
 def check_budget(value: float, name: str = "lipschitz") -> float:
@@ -253,6 +263,13 @@ class LipschitzLinear(nn.Linear):
         return plain
 
     def __prepare_scriptable__(self) -> nn.Linear:
+        logger.warning(
+            "torch.jit.script replaces LipschitzLinear(%d, %d) by a plain nn.Linear holding "
+            "its present effective weight, and TorchScript makes that replacement inside "
+            "the parent module too; script a LipschitzMLP or MonotonicResidual (they fold a "
+            "copy) or lipmono.layers.fold_lipschitz_layers(module) to keep the original intact",
+            self.in_features, self.out_features,
+        )
         return self.fold()
 
     def _get_name(self) -> str:
@@ -289,3 +306,17 @@ class GroupSort(nn.Module):
 
     def extra_repr(self) -> str:
         return f"group_size={self.group_size}"
+
+
+def fold_lipschitz_layers(module: nn.Module) -> nn.Module:
+    """Return a deep copy of ``module`` with every :class:`LipschitzLinear` folded.
+
+    Each one becomes the plain :class:`torch.nn.Linear` of
+    :meth:`LipschitzLinear.fold`, holding the exact effective weight at the time
+    of the call. ``module`` itself is left unchanged. The copy has no
+    parametrizations, so :func:`torch.jit.script` takes it as it is.
+    """
+    memo = {id(m): m.fold() for m in module.modules() if isinstance(m, LipschitzLinear)}
+    if isinstance(module, LipschitzLinear):
+        return memo[id(module)]
+    return copy.deepcopy(module, memo)

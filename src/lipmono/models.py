@@ -9,7 +9,7 @@ from torch import nn
 
 from . import functional as F_lip
 from .errors import BudgetError
-from .layers import GroupSort, LipschitzLinear, check_budget
+from .layers import GroupSort, LipschitzLinear, check_budget, fold_lipschitz_layers
 from .monotonic import MonotonicResidual
 
 __all__ = ["split_budget", "LipschitzMLP", "MonotonicMLP"]
@@ -148,6 +148,11 @@ class LipschitzMLP(nn.Module):
         self.chain = norm
         self.group_size = group_size
         self.layer_lipschitz = budgets
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        # torch.jit.script replaces submodules in place; folding a copy first keeps
+        # this module's LipschitzLinear layers intact.
+        return fold_lipschitz_layers(self)
 
     def forward(self, x):
         return self.net(x)

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from .certify import declared_bound
 from .constraints import parse_monotonic_cst
 from .errors import CertificateError
-from .layers import check_budget
+from .layers import check_budget, fold_lipschitz_layers
 
 __all__ = ["MonotonicResidual"]
 
@@ -86,6 +86,11 @@ class MonotonicResidual(nn.Module):
     def residual_matrix(self) -> Tensor:
         r"""Return :math:`\lambda S`, the ``(n_inputs, n_outputs)`` matrix of the linear term."""
         return self.lipschitz * self.monotonic_cst
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        # torch.jit.script replaces submodules in place; folding a copy first keeps
+        # this module's LipschitzLinear layers intact.
+        return fold_lipschitz_layers(self)
 
     def forward(self, x: Tensor) -> Tensor:
         residual = self.monotonic_cst.to(x.dtype) * self.lipschitz
