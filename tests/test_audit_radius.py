@@ -46,8 +46,8 @@ def attack(module: nn.Module, x: torch.Tensor, budget: torch.Tensor, norm: str, 
     """Spend ``budget`` (per row, in ``norm``) in ``n_steps`` steepest steps toward logit 0.
 
     Each step moves ``budget / n_steps`` along the unit direction that shrinks
-    ``|logit|`` fastest to first order; the total perturbation's norm is at most
-    ``budget`` by the triangle inequality.
+    ``|logit|`` fastest to first order. By the triangle inequality the total
+    perturbation's norm is at most ``budget``.
     """
     sign = torch.sign(module(x).reshape(-1)).detach()
     z = x.clone()
