@@ -184,11 +184,13 @@ def test_cli_audit_writes_report(model, compas, tmp_path, capsys):
     data_path = tmp_path / "test.csv"
     data.to_csv(data_path, index=False)
     out = tmp_path / "audit"
+
     status = main([
         "audit", str(model_path), str(data_path), "--out", str(out), "--target", "ground_truth",
         "--pairs", "300", "--anchors", "40",
     ])
     printed = capsys.readouterr().out
+
     assert status == 0
     assert "Overall: PASS." in printed
     assert sorted(p.name for p in out.iterdir()) == [
@@ -196,11 +198,13 @@ def test_cli_audit_writes_report(model, compas, tmp_path, capsys):
     ]
     for image in ("dependence.png", "radius.png", "training.png"):
         assert (out / image).read_bytes()[:8] == PNG_SIGNATURE
+
     document = json.loads((out / "audit.json").read_text())
     assert set(document["performance"]) == {"accuracy", "roc_auc"}
     assert document["monotonicity"]["pairs"]["n_violations"] == 0
     assert document["certificate"]["norm_pair"] == "l1->linf"
     assert "radius_scaled" not in document["radius"]
+
     text = (out / "report.md").read_text()
     headings = ("## Verdict", "## Monotonicity", "## Lipschitz certificate",
                 "## Certified robustness radius", "## Training", "## Predictive performance")

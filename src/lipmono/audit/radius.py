@@ -247,7 +247,7 @@ def audit_radius(certificate: CertificateAudit, logits: np.ndarray) -> RadiusAud
     lipschitz_scaled`` and is in standard deviations of the encoded features. The
     original one uses ``lipschitz_original`` and is in the encoded features' own
     units. Both are in the norm ``certificate.input_norm``. The per-feature
-    medians say how far each feature alone can move (original units) before the
+    medians show how far each feature alone can move (original units) before the
     median row's decision could change.
     """
     radius_scaled = certified_radius(
