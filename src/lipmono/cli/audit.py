@@ -3,7 +3,7 @@
 Checks monotonicity with probe pairs and one-feature sweeps anchored on the
 table's rows, recomputes the Lipschitz certificate and compares it with an
 empirical search, and summarises the certified robustness radii of a binary
-classifier. Writes report.md, audit.json and PNG plots into --out.
+classifier. Writes report.md, report.html, audit.json and PNG plots into --out.
 
 Exit status: 0 when every check passes, 1 when a check fails (a monotonicity
 violation or a false certificate), 2 on an input error.
@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", help="table to audit on (.csv, or .parquet/.pq), e.g. a test set")
     parser.add_argument(
         "--out",
-        help="folder for report.md, audit.json and the plots (default: <MODEL name>_audit "
+        help="folder for the report, audit.json and the plots (default: <MODEL name>_audit "
         "in the current folder)",
     )
     parser.add_argument(
@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="maximum grid values per sweep (default: %(default)s)",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    parser.add_argument("--verbose", action="store_true", help="log each step")
+    parser.add_argument("--verbose", action="store_true", help="print the library's log messages")
 
 
 def _features_and_target(estimator, frame, target_name, where):
