@@ -124,6 +124,16 @@ def test_mean_flight_distance_matches_boost(signal_only):
     assert 10 < ratio < 40
 
 
+def test_harder_spectrum_flies_further():
+    settings = dict(signal_fraction=0.999, charm_fraction=0.0, fake_fraction=0.0)
+    soft = make_trigger_candidates(10_000, seed=12, b_pt_mean=4.0, **settings)
+    hard = make_trigger_candidates(10_000, seed=12, b_pt_mean=12.0, **settings)
+    soft, hard = soft[soft["label"] == 1], hard[hard["label"] == 1]
+    # L = (p / m) c t: a harder spectrum boosts the same lifetime into a longer flight.
+    assert hard["sum_pt"].mean() > soft["sum_pt"].mean()
+    assert hard["true_fd"].mean() > 1.5 * soft["true_fd"].mean()
+
+
 def test_signal_more_displaced_than_background(sample):
     signal = sample[sample["label"] == 1]
     background = sample[sample["label"] == 0]

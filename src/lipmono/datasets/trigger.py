@@ -47,7 +47,7 @@ Categories (column ``category``):
     probability 0.5 and otherwise has a true IP drawn from an exponential of
     mean 0.2 mm (daughters of strange hadrons, material interactions, badly
     measured tracks). The fake vertex lies on track A at an exponential distance
-    of mean 2 mm beyond A's point of closest approach to the PV, and track B, of
+    of mean 2 mm beyond A's point of closest approach to the PV. Track B, of
     independent direction, passes that point at a true distance drawn from an
     exponential of mean 0.05 mm.
 
@@ -56,8 +56,10 @@ Track transverse momenta of the ``prompt`` and ``fake`` categories are
 2 < eta < 5.
 
 Resolution: the IP resolution per transverse coordinate is
-:math:`\sigma_\mathrm{IP} = 15 + 29 / p_T[\mathrm{GeV}]\ \mu\mathrm{m}`, the
-published design figure of the LHCb Run 3 vertex detector. The smearing is a
+:math:`\sigma_\mathrm{IP} = 15 + 29 / p_T[\mathrm{GeV}]\ \mu\mathrm{m}`. This is
+an assumption of the simulation: the usual form of a constant plus a
+multiple-scattering term, with values of the order of tens of micrometres
+reported for the LHCb vertex detector, not a fit to its data. The smearing is a
 Gaussian core with non-Gaussian tails: 10 % of tracks (30 % for ``fake``) are
 smeared three times (five times for ``fake``) wider, while every
 :math:`\chi^2` still divides by the core :math:`\sigma_\mathrm{IP}`, as a
@@ -451,12 +453,15 @@ def make_trigger_candidates(
         - ``vertex_chi2``, ``doca`` (mm), ``mcorr`` (corrected mass, GeV);
         - ``pt``: candidate :math:`p_T`, GeV.
 
-        Then come ``fd``
-        (measured flight distance, mm), ``label`` (int64, 1 for ``b``),
-        ``category`` (categorical: ``b``, ``charm``, ``prompt``, ``fake``),
-        ``decay_time`` (true proper decay time in ps for ``b`` and ``charm``, NaN
-        otherwise) and ``true_fd`` (true flight distance in mm: zero for
-        ``prompt``, NaN for ``fake``).
+        Then come the measured flight distance and the truth:
+
+        - ``fd``: measured flight distance, mm;
+        - ``label``: int64, 1 for ``b`` and 0 otherwise;
+        - ``category``: categorical, one of ``b``, ``charm``, ``prompt``, ``fake``;
+        - ``decay_time``: true proper decay time in ps for ``b`` and ``charm``,
+          NaN otherwise;
+        - ``true_fd``: true flight distance in mm, zero for ``prompt`` and NaN
+          for ``fake``.
 
     Raises
     ------
