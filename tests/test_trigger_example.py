@@ -5,7 +5,7 @@ cases for the statistics, and a briefly trained monotonic network for the
 displacement scan.
 """
 
-import sys
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -13,14 +13,24 @@ import pandas as pd
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "examples" / "trigger"))
+import lipmono
+from lipmono.datasets import make_trigger_candidates
 
-import lipmono  # noqa: E402
-from lipmono.datasets import make_trigger_candidates  # noqa: E402
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "trigger"
+pytest.importorskip("sklearn")
 
-inputs = pytest.importorskip("inputs")
-studies = pytest.importorskip("studies")
+
+def _load_example_module(name):
+    # Loaded by path under a prefixed name, so that other examples' modules with
+    # the same file name cannot shadow these.
+    spec = importlib.util.spec_from_file_location(f"trigger_example_{name}", EXAMPLE / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+inputs = _load_example_module("inputs")
+studies = _load_example_module("studies")
 
 
 def test_threshold_keeps_requested_fraction():
