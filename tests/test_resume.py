@@ -159,3 +159,36 @@ def test_checkpoint_loadable_after_random_kills(folder, uninterrupted):
     assert len(positions) >= 3
     resumed = _run(folder, "random", every=1, resume=True)
     assert resumed["digest"] == uninterrupted["digest"]
+
+
+def test_resume_rejects_other_world_size(tmp_path):
+    import torch
+
+    from lipmono import MonotonicMLP
+    from lipmono.errors import ModelFileError
+    from lipmono.serialization import write_container
+    from lipmono.training import TrainingConfig, tensor_batches, train
+
+    generator = torch.Generator().manual_seed(0)
+    X = torch.randn(100, 3, generator=generator, dtype=torch.float64)
+    y = X.sum(1)
+    checkpoint = tmp_path / "run.ckpt"
+    config = TrainingConfig(
+        max_epochs=1, early_stopping=False, device="cpu",
+        checkpoint_path=str(checkpoint), checkpoint_every=3,
+    )
+
+    def loss(output, target):
+        return torch.nn.functional.mse_loss(output[:, 0], target)
+
+    def model():
+        return MonotonicMLP(3, [4], monotonic_cst=[1, 0, 0]).double()
+
+    # 100 rows in batches of 10: the checkpoint after batch 9 is the last one within the epoch.
+    train(model(), loss, tensor_batches(X, y, 10, 0), config, fingerprint="f")
+    tensors, document = read_container(checkpoint, expected_format="lipmono-checkpoint")
+    document.update(epoch=0, batch=9, world_size=2)
+    document.pop("sha256", None)
+    write_container(checkpoint, tensors, document)
+    with pytest.raises(ModelFileError, match=r"run with 2 process\(es\), but this run has 1"):
+        train(model(), loss, tensor_batches(X, y, 10, 0), config, resume=True, fingerprint="f")

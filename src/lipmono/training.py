@@ -394,6 +394,7 @@ def _write_checkpoint(path, module, optimizer, state: TrainingState, fingerprint
         "fingerprint": fingerprint,
         "epoch": state.epoch,
         "batch": state.batch,
+        "world_size": current_context().world_size,
         "epoch_loss": state.epoch_loss,
         "epoch_rows": state.epoch_rows,
         "random_state": random_document,
@@ -417,6 +418,15 @@ def _load_checkpoint(path, module, optimizer, fingerprint: str) -> TrainingState
         raise ModelFileError(
             f"checkpoint {str(path)!r} was written for other data or settings; "
             "resume with the same data and options, or delete the checkpoint to start over"
+        )
+    # Each rank's shard of an epoch depends on the world size, so a data position
+    # within an epoch only means the same batches with the same number of processes.
+    saved_world, world = document.get("world_size", 1), current_context().world_size
+    if document.get("batch", 0) and saved_world != world:
+        raise ModelFileError(
+            f"checkpoint {str(path)!r} stopped within an epoch of a run with {saved_world} "
+            f"process(es), but this run has {world}; resume with --nproc_per_node giving "
+            f"{saved_world} processes in all"
         )
 
     def section(prefix: str) -> dict[str, Tensor]:
