@@ -220,7 +220,7 @@ class LipschitzLinear(nn.Linear):
             "weight",
             LipschitzNormalization(
                 out_features, in_features, norm=norm, lipschitz=lipschitz, always=always_normalize
-            ).to(device=device),
+            ).to(device=device, dtype=dtype),
             unsafe=True,
         )
 
