@@ -15,12 +15,15 @@ The loop has three places meant for distributed and streaming training:
 (c) :class:`TrainingState` counts completed epochs, and ``make_batches(epoch)``
     receives that counter, so a factory can shard or seek a stream by epoch.
 
-A checkpoint is one safetensors file (see :mod:`lipmono.serialization`): the
-module's weights, the best weights so far, Adam's moment tensors, the torch RNG
-state, and JSON with the epoch, the early-stopping counters, the loss history
-and a fingerprint of the data and settings, so a resumed run with other data
-is rejected. Batch order depends only on the seed and the epoch number, so a
-resumed run reproduces an uninterrupted one exactly.
+A checkpoint is one safetensors file (see :mod:`lipmono.serialization`). Its
+tensors are the module's weights, the best weights so far, Adam's moment tensors
+and the torch and numpy random states. Its JSON holds the epoch, the data
+position (batches of the current epoch already trained on) with their partial
+loss sums, the Python random state, the world size, the early-stopping counters,
+the loss history and a fingerprint of the data and settings, so a resumed run
+with other data is rejected. With ``checkpoint_every`` it is also written within
+an epoch. Batch order depends only on the seed and the epoch number, so a
+resumed run reproduces an uninterrupted one exactly (bit for bit on CPU).
 """
 
 from __future__ import annotations
@@ -275,8 +278,9 @@ def _run_epoch(
 ):
     started = time.perf_counter()
     module.train()
-    # A resumed run skips the batches trained on before the checkpoint; the order of
-    # an epoch depends only on the seed and the epoch, so the rest are the same batches.
+
+    # A resumed run skips the batches trained on before the checkpoint. The order of an
+    # epoch depends only on the seed and the epoch, so the rest are the same batches.
     # A factory with ``iter_epoch`` (lipmono.streaming.StreamingBatches) skips them
     # without converting them to tensors.
     if hasattr(make_batches, "iter_epoch"):
@@ -295,6 +299,7 @@ def _run_epoch(
         if config.checkpoint_every is not None and state.batch % config.checkpoint_every == 0:
             _gather_epoch_loss(state, context)
             save()
+
     _gather_epoch_loss(state, context)
     train_loss = state.epoch_loss / max(state.epoch_rows, 1)
     state.batch, state.epoch_loss, state.epoch_rows = 0, 0.0, 0
