@@ -69,10 +69,17 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_request:
         return int(exit_request.code or 0)
-    if getattr(args, "verbose", False):
+    verbose = getattr(args, "verbose", False)
+    if verbose:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        return int(args.handler(args) or 0)
+        if not verbose:
+            return int(args.handler(args) or 0)
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        # Log lines go through tqdm, so they print above the progress bar, not into it.
+        with logging_redirect_tqdm():
+            return int(args.handler(args) or 0)
     except LipmonoError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
