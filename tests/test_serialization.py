@@ -157,6 +157,14 @@ def test_weights_not_matching_metadata_rejected(saved):
         lipmono.load(saved)
 
 
+def test_edited_certificate_rejected(saved):
+    tensors, document = read_container(saved)
+    document["certificate"]["lipschitz_scaled"] = 0.5
+    write_container(saved, tensors, document)
+    with pytest.raises(ModelFileError, match="certified bound in the metadata \\(0.5\\) differs"):
+        lipmono.load(saved)
+
+
 def test_missing_weight_rejected(saved):
     tensors, document = read_container(saved)
     name = next(iter(tensors))

@@ -453,7 +453,15 @@ class MonotonicEstimatorBase(BaseEstimator):
         estimator.training_ = dict(document["training"])
         estimator.target_name_ = document.get("target_name")
         estimator._restore_extra(document)
+        # The certificate is recomputed from the weights, never taken from the metadata.
         estimator.certificate_ = estimator._certificate()
+        stored = document["certificate"]["lipschitz_scaled"]
+        if not np.isclose(stored, estimator.certificate_["lipschitz_scaled"], rtol=1e-9, atol=0):
+            raise ModelFileError(
+                f"the certified bound in the metadata ({stored!r}) differs from the one the "
+                f"weights give ({estimator.certificate_['lipschitz_scaled']!r}); "
+                "the file was edited, so save the model again"
+            )
         return estimator
 
     def __getstate__(self):
