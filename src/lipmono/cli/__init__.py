@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except (OSError, FloatingPointError) as error:
         # File errors (not found, permission denied, folder missing) carry their own text,
-        # and a loss that became NaN or infinite says which setting to lower.
+        # and the message of a loss that became NaN or infinite names the setting to lower.
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
