@@ -97,6 +97,19 @@ def test_export_from_model_path(fitted, tmp_path):
     assert loaded.feature_names == list(estimator.encoded_feature_names_)
 
 
+def test_fold_estimator_and_model_path(fitted):
+    estimator, path, X, _, _ = fitted
+    x = torch.from_numpy(X).double()
+    with torch.no_grad():
+        expected = estimator.to_torch()(x).numpy()
+    for source in (estimator, path):
+        folded = fold(source)
+        assert folded.dtype == torch.float64
+        with torch.no_grad():
+            got = folded(x).numpy()
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
+
+
 def test_cli_export_missing_model(tmp_path, capsys):
     code = main(["export", str(tmp_path / "absent.safetensors"), "--format", "onnx",
                  "--out", str(tmp_path / "m.onnx")])

@@ -175,17 +175,18 @@ def _check_finite(name: str, tensor: Tensor | None) -> None:
         )
 
 
-def fold(module: nn.Module, dtype: torch.dtype | None = None) -> FoldedNetwork:
+def fold(module, dtype: torch.dtype | None = None) -> FoldedNetwork:
     """Fold a lipmono network into a :class:`FoldedNetwork` with the same outputs.
 
     Parameters
     ----------
-    module : nn.Module
+    module : nn.Module, estimator or path-like
         A :class:`~lipmono.MonotonicResidual` (or :class:`~lipmono.MonotonicMLP`),
         a :class:`~lipmono.LipschitzMLP`, an :class:`nn.Sequential` of dense layers
         and activations, or any of these between
         :class:`~lipmono.Standardize` and :class:`~lipmono.OutputAffine` in an
-        :class:`nn.Sequential`.
+        :class:`nn.Sequential`. A fitted estimator or a model file path is folded
+        through its ``to_torch()`` module.
     dtype : torch.dtype, optional
         The dtype of the folded weights; the module's own by default. Folding
         computes in float64 and rounds once to this dtype.
@@ -201,6 +202,11 @@ def fold(module: nn.Module, dtype: torch.dtype | None = None) -> FoldedNetwork:
         For a layer type that cannot be folded, a dropout layer in training mode,
         non-finite weights, or an affine map that has no dense layer to fold into.
     """
+    if not isinstance(module, nn.Module):
+        # Imported here: metadata.py imports this module.
+        from .metadata import resolve_model
+
+        module, _ = resolve_model(module)
     standardize, core, output = split_affine(module)
     if isinstance(core, MonotonicResidual):
         inner, residual = core.inner, core.residual_matrix().detach()
