@@ -42,7 +42,7 @@ def format_certificate(certificate: dict) -> list[str]:
     width = max(len(name) for name in certificate["per_feature"])
     for name, bound in certificate["per_feature"].items():
         direction = certificate["monotonic"].get(name, "")
-        lines.append(f"    {name:<{width}}  {bound:10.4g}  {direction}")
+        lines.append(f"    {name:<{width}}  {bound:10.4g}  {direction}".rstrip())
     return lines
 
 
