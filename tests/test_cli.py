@@ -187,6 +187,22 @@ def test_demo_prints_accuracy_and_certificate(tmp_path, capsys):
     }
 
 
+def test_bundled_compas_files_unchanged():
+    import hashlib
+
+    from lipmono.datasets.bundled import compas_path, load_compas
+
+    expected = {
+        "train": "dbf1725e3c3312e8daa21bf885e812c9f66abe975bb900a49e6220f757165120",
+        "test": "17f80dcd363a168335b09cfe29db1b095f6014815ac9fdfd7e247408cf63165c",
+    }
+    for split, digest in expected.items():
+        assert hashlib.sha256(compas_path(split).read_bytes()).hexdigest() == digest
+    X, y = load_compas("test")
+    assert X.shape == (1235, 13)
+    assert set(y.unique()) == {0, 1}
+
+
 def test_help_lists_every_command(capsys):
     assert main(["--help"]) == 0
     output = capsys.readouterr().out

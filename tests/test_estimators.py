@@ -254,6 +254,52 @@ def test_certificate_bounds_gradients_in_original_units(norm):
     assert largest <= model.certificate_["lipschitz_original"] * slack
 
 
+@settings(max_examples=6, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    norm=st.sampled_from(["l1", "l2", "linf", "l1->l1"]),
+    log_scales=st.lists(st.floats(-3, 3), min_size=1, max_size=4),
+)
+def test_certificate_holds_for_any_feature_scales(seed, norm, log_scales):
+    rng = np.random.default_rng(seed)
+    n_features = len(log_scales)
+    X = rng.normal(size=(80, n_features)) * 10.0 ** np.asarray(log_scales)
+    y = (X / 10.0 ** np.asarray(log_scales)).sum(axis=1) * 10.0 ** rng.uniform(-2, 2)
+    signs = rng.integers(-1, 2, n_features)
+    model = MonotonicRegressor(signs, norm=norm, hidden_layer_sizes=(8, 8), max_iter=2)
+    model.fit(X, y)
+    network = model.to_torch()
+    x = torch.as_tensor(X).requires_grad_(True)
+    (gradient,) = torch.autograd.grad(network(x).sum(), x)
+    slack = 1 + 1e-9
+    bounds = np.array([model.certificate_["per_feature"][f"x{j}"] for j in range(n_features)])
+    assert np.all(gradient.abs().max(dim=0).values.numpy() <= bounds * slack)
+    for j, sign in enumerate(signs):
+        if sign:
+            assert np.all(sign * gradient[:, j].numpy() >= 0)
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"group_size": 0}, "group_size must be an integer >= 1, got 0"),
+        ({"norm": "l3"}, "norm must be one of l1, linf, l2, l1->l1; got 'l3'"),
+        ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
+        ({"max_iter": 2.5}, "max_iter must be an integer >= 1, got 2.5"),
+        ({"learning_rate": -1.0}, "learning_rate must be a finite number >= 0, got -1.0"),
+        ({"learning_rate": 0.0}, "learning_rate must be positive, got 0.0"),
+        ({"validation_fraction": 1.5}, r"validation_fraction must be in \(0, 1\), got 1.5"),
+        ({"hidden_layer_sizes": ()}, "must name at least one hidden layer"),
+        ({"hidden_layer_sizes": "wide"}, r"hidden_layer_sizes\[0\] must be an integer"),
+    ],
+)
+def test_invalid_parameters_rejected_at_fit(params, match):
+    model = MonotonicRegressor(**params)
+    assert model.get_params()[next(iter(params))] == params[next(iter(params))]
+    with pytest.raises(ParameterError, match=match):
+        model.fit(np.zeros((10, 2)), np.arange(10.0))
+
+
 def test_to_torch_reproduces_predictions():
     frame = make_frame()
     target = (regression_target(frame) > 2).astype(int)
