@@ -47,11 +47,12 @@ _WORKER = textwrap.dedent(
     with D.distributed_session() as context:
         estimator = MonotonicClassifier(
             COMPAS_MONOTONIC, lipschitz=1.0, hidden_layer_sizes=(8, 8), batch_size=64,
-            max_iter=2, random_state=0, device="cpu",
+            max_iter=2, early_stopping=False, random_state=0, device="cpu",
         )
         estimator.fit(X, y)
         record = {"world_size": context.world_size,
-                  "digest": D.parameters_digest(estimator.model_)}
+                  "digest": D.parameters_digest(estimator.model_),
+                  "train_loss": [entry["train_loss"] for entry in estimator.history_]}
         (out / f"rank-{context.rank}.json").write_text(json.dumps(record))
         if context.is_main:
             estimator.save(out / "model.safetensors")
@@ -133,8 +134,9 @@ def test_only_rank_zero_writes(runs):
 
 
 def test_two_processes_match_one_process(runs):
-    # Same global batch (2 x 64 against 128) and number of steps; only the split of
-    # rows into batches differs, so the test metrics agree within run-to-run noise.
+    # Both runs have the same global batch (2 x 64 against 128) and number of steps.
+    # Only the split of rows into batches differs, so the test metrics agree within
+    # run-to-run noise.
     one = _test_metrics(load(runs["root"] / "one" / "model.safetensors"))
     two = _test_metrics(load(runs["root"] / "two" / "model.safetensors"))
     assert abs(one[0] - two[0]) < 0.01
@@ -154,6 +156,9 @@ def test_python_api_under_torchrun(tmp_path):
     records = [json.loads((tmp_path / f"rank-{r}.json").read_text()) for r in range(2)]
     assert [record["world_size"] for record in records] == [2, 2]
     assert records[0]["digest"] == records[1]["digest"]
+    # Without validation data early stopping watches the training loss, so every
+    # rank must see the same value, summed over both shards.
+    assert records[0]["train_loss"] == records[1]["train_loss"]
     names = sorted(path.name for path in tmp_path.iterdir())
     assert names == ["model.safetensors", "rank-0.json", "rank-1.json", "worker.py"]
     _check_guarantees(load(tmp_path / "model.safetensors"), COMPAS_MONOTONIC)

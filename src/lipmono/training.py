@@ -300,8 +300,8 @@ def _run_epoch(
             _gather_epoch_loss(state, context)
             save()
 
-    _gather_epoch_loss(state, context)
-    train_loss = state.epoch_loss / max(state.epoch_rows, 1)
+    total_loss, total_rows = _gather_epoch_loss(state, context)
+    train_loss = total_loss / max(total_rows, 1)
     state.batch, state.epoch_loss, state.epoch_rows = 0, 0.0, 0
     network = unwrap_model(module)
     val_loss = _evaluate(network, loss_fn, validation, device) if validation is not None else None
@@ -330,13 +330,18 @@ def _run_epoch(
         logger.info("epoch %d: %s", state.epoch, _postfix(record))
 
 
-def _gather_epoch_loss(state: TrainingState, context: DistributedContext) -> None:
-    # Every rank calls this at the same batch. Rank 0 keeps the sums over all ranks
-    # and the others restart from zero, so the sums stay exact across checkpoints.
+def _gather_epoch_loss(state: TrainingState, context: DistributedContext) -> tuple[float, int]:
+    """Return the loss sum and row count of the epoch so far, over all ranks.
+
+    Every rank calls this at the same batch. Rank 0 keeps the totals in ``state``
+    (they go into its checkpoint) and the other ranks restart from zero, so later
+    sums stay exact.
+    """
     if not context.is_distributed:
-        return
+        return state.epoch_loss, state.epoch_rows
     loss, rows = all_reduce_sums([state.epoch_loss, state.epoch_rows], context)
     state.epoch_loss, state.epoch_rows = (loss, int(rows)) if context.is_main else (0.0, 0)
+    return loss, int(rows)
 
 
 def _random_state() -> tuple[dict[str, Tensor], dict]:
