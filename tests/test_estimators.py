@@ -104,6 +104,13 @@ def test_object_and_string_columns_are_categorical():
     assert "city_rome" in model.encoded_feature_names_
 
 
+def test_identifier_like_column_warns():
+    frame = make_frame()
+    frame["row_id"] = [f"id{i}" for i in range(len(frame))]
+    with pytest.warns(UserWarning, match="'row_id' has 120 distinct values in 120 rows"):
+        MonotonicRegressor(**FAST).fit(frame, regression_target(frame))
+
+
 def test_constraint_on_categorical_column_rejected():
     frame = make_frame()
     model = MonotonicRegressor({"city": 1}, **FAST)

@@ -125,6 +125,7 @@ class TableSchema:
                 values = X[name]
                 _check_no_missing_levels(values, str(name))
                 levels = sorted({str(value) for value in values})
+                _warn_if_identifier(str(name), len(levels), len(values))
                 columns.append(ColumnSpec(str(name), CATEGORICAL, levels))
             else:
                 columns.append(ColumnSpec(str(name)))
@@ -214,6 +215,21 @@ def _check_no_missing_levels(values, name: str) -> None:
         raise DataError(
             f"X contains NaN in the categorical column {name!r} ({missing} rows); "
             "lipmono does not impute missing values, so remove or fill these rows first"
+        )
+
+
+# A categorical column with more levels than this, and more levels than half the rows,
+# looks like an identifier: one-hot encoding it adds one input per row seen at fit time.
+_MANY_LEVELS = 50
+
+
+def _warn_if_identifier(name: str, n_levels: int, n_rows: int) -> None:
+    if n_levels > _MANY_LEVELS and 2 * n_levels > n_rows:
+        warnings.warn(
+            f"categorical column {name!r} has {n_levels} distinct values in {n_rows} rows, so "
+            f"one-hot encoding adds {n_levels} inputs; drop it if it is an identifier",
+            UserWarning,
+            stacklevel=4,
         )
 
 
