@@ -1,4 +1,4 @@
-"""LipschitzLinear: exact answers, gradients, eval cache, shapes and compilers."""
+"""LipschitzLinear: exact cases, gradients, eval cache, shapes and compilers."""
 
 import copy
 import math
@@ -67,8 +67,8 @@ def test_always_normalize_keeps_zero_row():
 
 
 def test_single_entry_columns_use_whole_matrix():
-    # Columns of one entry would make the rescale a clamp; the whole row is
-    # scaled by its largest entry instead, so every entry keeps a gradient.
+    # Rescaling columns of one entry would be a clamp. The single row is scaled
+    # by its largest entry instead, so every entry keeps a gradient.
     W = torch.tensor([[2.0, -8.0, 4.0]], dtype=torch.float64, requires_grad=True)
     W_eff = F_lip.rescale(W, F_lip.unit_norms(W, "l1->l1"), 2.0)
     torch.testing.assert_close(W_eff, torch.tensor([[0.5, -2.0, 1.0]], dtype=torch.float64))

@@ -191,7 +191,7 @@ def test_train_and_eval_identical_for_exact_norms(chain, dtype):
     assert torch.equal(train_out, eval_inference)
 
 
-def test_train_and_eval_close_for_l2_after_power_iteration():
+def test_l2_train_eval_close_after_iteration():
     # Train mode uses the power-iteration estimate of the spectral norm; eval mode
     # uses the exact value. After enough training-mode passes the estimate has
     # converged and the outputs agree to float64 rounding of the two methods.

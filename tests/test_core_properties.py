@@ -1,9 +1,9 @@
 """Property tests over random shapes, weights, budgets, chains and constraints.
 
-Tolerances derive from the dtype: a norm may exceed its budget by at most
-``50 * eps`` relative, and a one-feature sweep may step the wrong way by at most
-``64 * eps * (1 + max |f|)``, the rounding of a residual that cancels ``g``
-exactly where ``g`` is saturated.
+Tolerances derive from the dtype. A norm may exceed its budget by at most
+``50 * eps`` relative. A one-feature sweep may step the wrong way by at most
+``64 * eps * (1 + max |f|)``: where ``g`` is saturated the residual cancels its
+slope exactly, and only rounding is left.
 """
 
 import pytest

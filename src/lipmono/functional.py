@@ -145,7 +145,7 @@ class _MaxMin(torch.autograd.Function):
 
     Autograd's own backward of ``torch.maximum`` and ``torch.minimum`` builds four
     masked copies, and boolean masks are slow on CPU. Here the forward saves
-    ``w = 1`` where the first half holds the maximum and ``w = 0`` elsewhere, and
+    ``w = 1`` where the first half contains the maximum and ``w = 0`` elsewhere, and
     the backward is two ``torch.lerp`` calls, which return one endpoint exactly
     when the weight is 0 or 1. Ties send the first half's gradient to the second
     input: a valid subgradient that keeps the gradient a permutation of the output
