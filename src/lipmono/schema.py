@@ -202,7 +202,7 @@ class TableSchema:
         for entry in data["columns"]:
             kind = entry["kind"]
             if kind not in (NUMERIC, CATEGORICAL):
-                raise DataError(f"unknown column kind {kind!r} for column {entry['name']!r}")
+                raise DataError(f"invalid column kind {kind!r} for column {entry['name']!r}")
             columns.append(
                 ColumnSpec(str(entry["name"]), kind, [str(c) for c in entry["categories"]])
             )
