@@ -11,7 +11,6 @@ from torch import nn
 
 import lipmono
 from lipmono.export import ExportError, FoldedNetwork, fold, folded_bound
-from lipmono.export.fold import TraceableGroupSort
 from lipmono.export.tolerance import rounding_tolerance
 
 
@@ -79,7 +78,7 @@ def test_fold_has_only_plain_layers():
     model = _wrapped(lipmono.MonotonicMLP(4, [8, 8], monotonic_cst=[1, 0, -1, 0]), 4)
     folded = fold(model)
     kinds = {type(m) for m in folded.modules()} - {FoldedNetwork, nn.Sequential}
-    assert kinds == {nn.Linear, TraceableGroupSort}
+    assert kinds == {nn.Linear, lipmono.GroupSort}
     assert not any(hasattr(m, "parametrizations") for m in folded.modules())
     assert not any(p.requires_grad for p in folded.parameters())
     assert not folded.training

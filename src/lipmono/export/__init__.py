@@ -9,7 +9,7 @@ weights.
 
 from .c import export_c, render_c
 from .errors import ExportError
-from .fold import FoldedNetwork, TraceableGroupSort, fold, split_affine
+from .fold import FoldedNetwork, fold, split_affine
 from .metadata import EXPORT_FORMAT_VERSION, export_metadata, folded_bound
 from .numpy import export_numpy
 from .onnx import ONNX_OPSET, export_onnx
@@ -19,7 +19,6 @@ __all__ = [
     "ONNX_OPSET",
     "ExportError",
     "FoldedNetwork",
-    "TraceableGroupSort",
     "export_c",
     "export_metadata",
     "export_numpy",

@@ -34,7 +34,7 @@ from ..layers import GroupSort, LipschitzLinear
 from ..monotonic import MonotonicResidual
 from .errors import ExportError
 
-__all__ = ["TraceableGroupSort", "FoldedNetwork", "fold", "split_affine"]
+__all__ = ["FoldedNetwork", "fold", "split_affine"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,35 +43,14 @@ logger = logging.getLogger(__name__)
 _SUPPORTED = "LipschitzLinear, nn.Linear, GroupSort, nn.ReLU, nn.Identity, nn.Dropout"
 
 
-class TraceableGroupSort(GroupSort):
-    """GroupSort written with plain tensor operations only, for tracers and exporters.
-
-    The same values as :class:`~lipmono.GroupSort`: for ``group_size=2`` the
-    elementwise maximum and minimum of the two halves, otherwise a descending sort
-    within consecutive groups. Unlike the eager fast path of
-    :func:`lipmono.functional.group_sort`, which writes into preallocated output
-    slices, every step here is a pure function that ``torch.jit.trace`` (and so the
-    legacy ONNX exporter) records correctly.
-    """
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.group_size == 1:
-            return x
-        if self.group_size == 2:
-            a, b = x.chunk(2, dim=-1)
-            return torch.cat((torch.maximum(a, b), torch.minimum(a, b)), dim=-1)
-        grouped = x.unflatten(-1, (x.shape[-1] // self.group_size, self.group_size))
-        return grouped.sort(dim=-1, descending=True).values.flatten(-2)
-
-
 class FoldedNetwork(nn.Module):
     """A feed-forward network of plain layers plus an optional linear skip from the input.
 
-    ``forward(x) = body(x) + skip(x)``. ``body`` holds only :class:`torch.nn.Linear`,
-    :class:`TraceableGroupSort` and :class:`torch.nn.ReLU`; ``skip`` is a bias-free
+    ``forward(x) = body(x) + skip(x)``. ``body`` contains only :class:`torch.nn.Linear`,
+    :class:`~lipmono.GroupSort` and :class:`torch.nn.ReLU`; ``skip`` is a bias-free
     :class:`torch.nn.Linear` or ``None``. The module has no parametrizations, so
     :func:`torch.jit.script`, :func:`torch.export.export` and the ONNX exporters
-    take it as it is.
+    take it as it is (GroupSort switches to plain tensor operations while traced).
 
     Shape
     -----
@@ -272,7 +251,7 @@ def fold(module, dtype: torch.dtype | None = None) -> FoldedNetwork:
         if i in weights:
             body.append(_plain_linear(*weights[i], dtype))
         elif isinstance(layer, GroupSort):
-            body.append(TraceableGroupSort(layer.group_size))
+            body.append(GroupSort(layer.group_size))
         else:
             body.append(nn.ReLU())
     skip = None if skip_weight is None else _plain_linear(skip_weight, None, dtype)
