@@ -124,6 +124,20 @@ def test_comma_separated_constraints(tables, tmp_path):
     }
 
 
+def test_multiclass_predicts_one_probability_per_class(tables, tmp_path, capsys):
+    frame = pd.read_csv(tables["regression"])
+    frame["grade"] = pd.cut(frame["response"], [-np.inf, 1.5, 2.5, np.inf], labels=list("abc"))
+    path = tmp_path / "grades.csv"
+    frame.drop(columns=["response"]).to_csv(path, index=False)
+    out = tmp_path / "model.safetensors"
+    argv = ["train", str(path), "--target", "grade", "--task", "classification", *QUICK]
+    assert main([*argv, "--out", str(out)]) == 0
+    assert main(["predict", str(out), str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-151] == "prediction,probability_a,probability_b,probability_c"
+    run_error(capsys, [*argv, "--increasing", "dose"], "monotonic constraints need a binary target")
+
+
 def test_train_from_parquet(tables, tmp_path):
     parquet = tmp_path / "data.parquet"
     pd.read_csv(tables["classification"]).to_parquet(parquet)
