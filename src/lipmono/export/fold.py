@@ -38,8 +38,8 @@ __all__ = ["FoldedNetwork", "fold", "split_affine"]
 
 logger = logging.getLogger(__name__)
 
-# Activations copied into the folded network as they are. Identity and eval-mode
-# dropout are dropped because they compute nothing at inference.
+# Layer types a foldable network may contain. Identity and eval-mode dropout are
+# left out of the folded network because they compute nothing at inference.
 _SUPPORTED = "LipschitzLinear, nn.Linear, GroupSort, nn.ReLU, nn.Identity, nn.Dropout"
 
 
