@@ -327,7 +327,8 @@ def _run_epoch(
     }
     state.history.append(record)
     if config.verbose:
-        logger.info("epoch %d: %s", state.epoch, _postfix(record))
+        values = " ".join(f"{name}={value}" for name, value in _postfix(record).items())
+        logger.info("epoch %d: %s", state.epoch, values)
 
 
 def _gather_epoch_loss(state: TrainingState, context: DistributedContext) -> tuple[float, int]:
