@@ -7,9 +7,9 @@ it and returns the row count, each numeric column's mean and standard deviation
 and each categorical column's levels. :class:`StreamingBatches` then yields
 fixed-size batches of tensors, sharded over the ranks of a distributed run.
 
-Memory stays flat as the data grows: at any time the reader holds the batch being
-built, the batch being converted and what pyarrow decodes ahead (one Parquet row
-group or CSV block at most, see ``_SCAN_OPTIONS``).
+Memory stays flat as the data grows: the reader holds the batch being built, the
+batch being converted and what pyarrow decodes ahead, which with ``_SCAN_OPTIONS``
+measured about one Parquet row group (pyarrow 26; see benchmarks/scale.py).
 """
 
 from __future__ import annotations
