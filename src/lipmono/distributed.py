@@ -217,6 +217,7 @@ def init_distributed(
         )
     rank, world_size, local_rank = launch
     backend = backend or default_backend()
+    # NOTE: the tests run gloo on CPU only; this nccl branch has not run on GPUs in them.
     if backend == "nccl":
         if not torch.cuda.is_available():
             raise DistributedError(
