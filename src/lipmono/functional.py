@@ -157,10 +157,11 @@ class _MaxMin(torch.autograd.Function):
         half = x.shape[-1] // 2
         a, b = x[..., :half], x[..., half:]
         out = torch.empty_like(x, memory_format=torch.contiguous_format)
-        torch.maximum(a, b, out=out[..., :half])
+        top = torch.maximum(a, b, out=out[..., :half])
         torch.minimum(a, b, out=out[..., half:])
-        # sign(a - b) is exact for finite inputs, so w is exactly 0 or 1.
-        a_is_max = torch.sub(a, b).sign_().clamp_(min=0)
+        # top is exactly a or b, so top - b is 0 where b is the maximum (or a tie)
+        # and positive where a is, and its sign is exactly 0 or 1.
+        a_is_max = torch.sub(top, b).sign_()
         ctx.save_for_backward(a_is_max)
         return out
 
