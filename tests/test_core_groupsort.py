@@ -130,3 +130,14 @@ def test_jit_trace_records_reference_path():
     traced = torch.jit.trace(lipmono.GroupSort(2), torch.randn(2, 4))
     x = torch.randn(5, 4)
     assert torch.equal(traced(x), F_lip._max_min_reference(x))
+
+
+def test_torch_func_transforms():
+    torch.manual_seed(0)
+    model = lipmono.MonotonicMLP(4, [8], monotonic_cst=[1, 0, 0, 0]).double()
+    X = torch.randn(3, 4, dtype=torch.float64)
+    batched = torch.func.vmap(model)(X)
+    torch.testing.assert_close(batched, model(X))
+    jacobian = torch.func.jacrev(model)(X[0])
+    expected = torch.autograd.functional.jacobian(model, X[0])
+    torch.testing.assert_close(jacobian, expected)

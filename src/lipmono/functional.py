@@ -190,7 +190,13 @@ def _max_min_reference(x: Tensor) -> Tensor:
 
 @torch.jit.unused
 def _max_min_eager(x: Tensor) -> Tensor:
-    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+    # torch.func transforms (vmap, jacrev, ...) support neither the out= writes nor
+    # this autograd function, so they also get the composite.
+    if (
+        torch.compiler.is_compiling()
+        or torch.jit.is_tracing()
+        or torch._C._are_functorch_transforms_active()
+    ):
         return _max_min_reference(x)
     if torch.is_grad_enabled() and x.requires_grad:
         return _MaxMin.apply(x)
@@ -208,9 +214,10 @@ def max_min(x: Tensor) -> Tensor:
 
     This is GroupSort with groups of two, pairing feature ``i`` with feature
     ``i + n/2`` (``n`` even, the size of the last dimension). Eager mode uses a
-    custom autograd function (see :class:`_MaxMin`); TorchScript and compilers see
-    the composite of ``torch.maximum``, ``torch.minimum`` and ``torch.cat``. Both
-    give the same values and, away from ties, the same gradients.
+    custom autograd function (see :class:`_MaxMin`). TorchScript, tracing,
+    compilers and ``torch.func`` transforms see the composite of ``torch.maximum``,
+    ``torch.minimum`` and ``torch.cat``. Both give the same values and, away from
+    ties, the same gradients.
     """
     if torch.jit.is_scripting():
         return _max_min_reference(x)
