@@ -60,7 +60,7 @@ def test_layer_norm_within_budget(
         assert torch.equal(layer.weight, W_eff)
 
 
-@settings(deadline=None, max_examples=15)
+@settings(deadline=None, max_examples=20)
 @given(
     in_features=st.integers(1, 5),
     hidden=st.lists(st.sampled_from([2, 4, 6, 8]), min_size=1, max_size=3),
@@ -68,10 +68,11 @@ def test_layer_norm_within_budget(
     chain=CHAINS,
     lipschitz=st.floats(0.2, 5),
     log_scale=st.floats(0, 2),
+    monotonic=st.booleans(),
     seed=st.integers(0, 2**16),
 )
 def test_empirical_within_certified(
-    in_features, hidden, out_features, chain, lipschitz, log_scale, seed
+    in_features, hidden, out_features, chain, lipschitz, log_scale, monotonic, seed
 ):
     torch.manual_seed(seed)
     model = lipmono.LipschitzMLP(
@@ -81,6 +82,11 @@ def test_empirical_within_certified(
     certified = lipmono.lipschitz_bound(model, chain)
     n_layers = len(hidden) + 1
     assert certified <= lipschitz * (1 + 50 * n_layers * eps(torch.float64))
+    if monotonic:
+        generator = torch.Generator().manual_seed(seed)
+        cst = torch.randint(-1, 2, (in_features, out_features), generator=generator)
+        model = lipmono.MonotonicResidual(model, cst, lipschitz)
+        certified = lipmono.lipschitz_bound(model, chain)
     X = torch.randn(32, in_features, dtype=torch.float64)
     empirical = lipmono.empirical_lipschitz(model, X, chain, n_steps=15, max_points=32)
     assert 0 < empirical <= certified * (1 + 1e-9)
