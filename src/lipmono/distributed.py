@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import gc
 import hashlib
 import inspect
 import logging
@@ -250,6 +251,12 @@ def init_distributed(
 def shutdown_distributed(context: DistributedContext) -> None:
     """Destroy the process group if :func:`init_distributed` created it."""
     if context.owns_process_group and dist.is_initialized():
+        # DDP wrappers sit in reference cycles and keep the group's gloo backend alive.
+        # Collecting them now frees it while the interpreter still runs.
+        # NOTE: once in about 20 two-process gloo runs, rank 0 aborted at exit after its
+        # work was done ("terminate called without an active exception"). It did not
+        # recur in 8 further runs, so whether this collection prevents it is unknown.
+        gc.collect()
         dist.destroy_process_group()
         logger.info("left process group: rank %d", context.rank)
 
