@@ -75,6 +75,7 @@ SPECS: dict[str, DatasetSpec] = {
         honest_nets=(
             NetConfig((32, 32), 1.0, 1e-3, 40, batch_size=64),
             NetConfig((32, 32), 2.0, 1e-3, 40, batch_size=64),
+            NetConfig((32, 32), 2.0, 1e-3, 40, batch_size=64, scaling="quantile"),
         ),
         honest_folds=3,
         tree_grid=_TREES,
@@ -91,8 +92,11 @@ SPECS: dict[str, DatasetSpec] = {
         name="blogfeedback",
         loader=datasets.load_blogfeedback,
         metric="rmse",
-        literature_net=NetConfig((64, 64), 4.0, 3e-3, 20, batch_size=256, standardize=False),
-        honest_nets=(NetConfig((64, 64), 4.0, 3e-3, 20, batch_size=256, standardize=False),),
+        literature_net=NetConfig((64, 64), 0.5, 1e-3, 30, batch_size=256, scaling="quantile"),
+        honest_nets=(
+            NetConfig((64, 64), 0.25, 1e-3, 30, batch_size=256, scaling="quantile"),
+            NetConfig((64, 64), 0.5, 1e-3, 30, batch_size=256, scaling="quantile"),
+        ),
         honest_folds=1,
         tree_grid=(TreeConfig(max_leaves=31, learning_rate=0.1, n_estimators=300),),
         published=(
@@ -105,10 +109,11 @@ SPECS: dict[str, DatasetSpec] = {
         name="auto_mpg",
         loader=datasets.load_auto_mpg,
         metric="mse",
-        literature_net=NetConfig((32, 32), 1.0, 3e-3, 150, batch_size=16),
+        literature_net=NetConfig((32, 32), 1.0, 3e-3, 150, batch_size=16, scaling="quantile"),
         honest_nets=(
             NetConfig((32, 32), 1.0, 3e-3, 150, batch_size=16),
-            NetConfig((32, 32), 2.0, 3e-3, 150, batch_size=16),
+            NetConfig((32, 32), 0.5, 3e-3, 150, batch_size=16, scaling="quantile"),
+            NetConfig((32, 32), 1.0, 3e-3, 150, batch_size=16, scaling="quantile"),
         ),
         honest_folds=3,
         tree_grid=_TREES,

@@ -1,11 +1,12 @@
 """Empirical monotonicity check on random probe pairs.
 
 A probe pair is a row ``x`` and a copy ``x'`` that differs only in one
-constrained feature ``j``: raised by ``delta > 0`` where ``j`` is increasing,
-lowered where it is decreasing, so the output must not decrease from ``x`` to
-``x'``. The pair is a violation when it decreases by more than ``rtol`` relative
-to the larger of the two outputs' magnitudes (plus ``atol``, so that outputs
-near zero are not judged at the level of rounding).
+constrained feature ``j``. The copy raises ``x_j`` by ``delta > 0`` where ``j`` is
+increasing and lowers it where ``j`` is decreasing, so the output must not
+decrease from ``x`` to ``x'``. The pair is a violation when the output decreases
+by more than ``rtol`` times the larger of the two outputs' magnitudes plus
+``atol``. The small ``atol`` keeps outputs near zero from being judged at the
+level of rounding.
 """
 
 from __future__ import annotations
@@ -22,10 +23,9 @@ def make_probe_pairs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw probe pairs around the rows of ``X``.
 
-    Base rows are drawn from ``X`` with replacement; the feature is drawn
-    uniformly among the constrained ones and ``delta`` uniformly in
-    ``(0, max - min]`` of that feature over ``X``, so the moved value may leave
-    the observed range.
+    Base rows are drawn from ``X`` with replacement, and the feature uniformly
+    among the constrained ones. ``delta`` is uniform in ``(0, max - min]`` of that
+    feature over ``X``, so the moved value may leave the observed range.
 
     Returns
     -------

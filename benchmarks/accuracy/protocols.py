@@ -5,9 +5,9 @@ epoch (or number of trees) with the best *test* score, as most monotonic-network
 papers report. This selection looks at the test set, so its numbers are optimistic.
 
 Honest protocol: settings and the number of epochs (or trees) are chosen by
-K-fold cross-validation on the training rows only (one 80/20 holdout when K is 1);
-the chosen setting is then refit on all training rows for each seed and the
-test set is scored once.
+K-fold cross-validation on the training rows only, or by one 80/20 holdout when K
+is 1. The chosen setting is then refit on all training rows for each seed, and
+the test set is scored once.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ Usage (from the repository root)::
 
     python -m benchmarks.accuracy.run                # full run, rewrites the page section
     python -m benchmarks.accuracy.run --quick        # one seed, few epochs, subsampled data
+    python -m benchmarks.accuracy.run --from-json benchmarks/results/accuracy.json
+                                                     # rewrite the page section only
 
 Results go to ``benchmarks/results/accuracy.json`` (``accuracy_quick.json`` in
 quick mode). The full mode also replaces the accuracy section of
@@ -65,6 +67,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--docs", type=Path,
         help="markdown page whose accuracy section is replaced (default in full mode: "
         "docs/benchmarks.md)",
+    )
+    parser.add_argument(
+        "--from-json", type=Path,
+        help="skip the runs: rewrite the page section from this results file",
     )
     parser.add_argument(
         "--jobs", type=int, default=2, help="worker processes, one data set each (default: 2)"
@@ -188,6 +194,7 @@ def write_json(path: Path, results: dict) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(results, handle, indent=2, default=_json_default)
         handle.write("\n")
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 
@@ -211,16 +218,22 @@ def main(argv=None) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.from_json is not None:
+        docs_path = args.docs or REPO_ROOT / "docs" / "benchmarks.md"
+        results = json.loads(args.from_json.read_text(encoding="utf-8"))
+        replace_section(docs_path, render_section(results))
+        print(f"updated the accuracy section of {docs_path} from {args.from_json}")
+        return 0
     default_name = "accuracy_quick.json" if args.quick else "accuracy.json"
     results_path = args.results or REPO_ROOT / "benchmarks" / "results" / default_name
     docs_path = args.docs or (None if args.quick else REPO_ROOT / "docs" / "benchmarks.md")
 
     results = run(args)
     try:
-        shown = results_path.resolve().relative_to(REPO_ROOT)
+        display_path = results_path.resolve().relative_to(REPO_ROOT)
     except ValueError:
-        shown = results_path
-    results["meta"]["results_file"] = str(shown)
+        display_path = results_path
+    results["meta"]["results_file"] = str(display_path)
     write_json(results_path, results)
     print(f"wrote {results_path}")
     if docs_path is not None:
