@@ -1,0 +1,357 @@
+"""Measure training throughput against the number of processes and memory against data size.
+
+Data: simulated displaced-vertex trigger candidates
+(:func:`lipmono.datasets.trigger.make_trigger_candidates`), the 8 trigger features
+and the 0/1 label, written as Parquet. The model is a MonotonicMLP with hidden
+layers (64, 64), increasing in the four features the trigger example constrains.
+
+Two measurements, each in fresh child processes so that every peak is its own:
+
+* throughput: one epoch over ``--rows`` in-memory rows with :func:`lipmono.training.train`,
+  global batch ``--batch-size``, as one process with 1 thread, one process with
+  2 threads, and 2 DDP processes (gloo) with 1 thread each, started with
+  ``python -m torch.distributed.run``. Rows per second count every row once
+  (the two ranks share an epoch). Each setting runs ``--repeats`` times and the
+  fastest run is reported. Ratios are against one process with 1 thread.
+* memory: the streaming path (one statistics pass, then one training epoch on
+  :class:`lipmono.streaming.StreamingBatches`) over a folder holding 1, 4 and 16
+  copies of the Parquet file, against loading the same folder into memory as
+  float64 tensors (what in-memory training needs). Peak resident memory is VmHWM
+  from ``/proc/self/status`` (Linux only).
+
+Usage::
+
+    .venv/bin/python benchmarks/scale.py --out benchmarks/results/scale.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+MONOTONIC = [1, 1, 1, 1, 0, 0, 0, 0]
+HIDDEN = [64, 64]
+SIZES = (1, 4, 16)
+
+
+def resident_mb(field: str = "VmHWM") -> float:
+    """Return a memory figure of this process from ``/proc/self/status`` in MiB.
+
+    ``VmHWM`` is the peak resident memory, ``VmRSS`` the current one.
+    """
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not found in /proc/self/status; this benchmark needs Linux")
+
+
+def _import_all() -> float:
+    # Both memory workers import the same modules before measuring, so that their
+    # peaks differ by the data they hold and not by the libraries they load.
+    import pyarrow.dataset  # noqa: F401
+    import torch  # noqa: F401
+
+    import lipmono.streaming  # noqa: F401
+    import lipmono.training  # noqa: F401
+    from lipmono.datasets.trigger import FEATURES  # noqa: F401
+
+    return resident_mb("VmRSS")
+
+
+def _model(n_features: int):
+    import torch
+
+    from lipmono import MonotonicMLP
+
+    torch.manual_seed(0)
+    return MonotonicMLP(n_features, HIDDEN, monotonic_cst=MONOTONIC, lipschitz=1.0).double()
+
+
+def _loss(output, target):
+    import torch
+
+    return torch.nn.functional.binary_cross_entropy_with_logits(output[:, 0], target)
+
+
+def worker_throughput(data: Path, batch_size: int) -> dict:
+    """Train one epoch on the whole file in memory; run alone or under torchrun."""
+    import pyarrow.parquet as pq
+    import torch
+
+    from lipmono.datasets.trigger import FEATURES
+    from lipmono.distributed import distributed_session
+    from lipmono.training import TrainingConfig, tensor_batches, train
+
+    table = pq.read_table(data)
+    X = torch.as_tensor(table.select(list(FEATURES)).to_pandas().to_numpy(), dtype=torch.float64)
+    y = torch.as_tensor(table["label"].to_numpy(), dtype=torch.float64)
+    X = (X - X.mean(0)) / X.std(0)
+    with distributed_session() as context:
+        per_rank = batch_size // context.world_size
+        model = _model(X.shape[1])
+        config = TrainingConfig(max_epochs=1, early_stopping=False, device="cpu")
+        # An untimed epoch over the first 20 batches warms up allocators and the group.
+        head = slice(0, 20 * batch_size)
+        train(_model(X.shape[1]), _loss, tensor_batches(X[head], y[head], per_rank, 1), config)
+        started = time.perf_counter()
+        result = train(model, _loss, tensor_batches(X, y, per_rank, 0), config)
+        seconds = time.perf_counter() - started
+    return {
+        "rank": context.rank,
+        "world_size": context.world_size,
+        "threads": torch.get_num_threads(),
+        "rows": int(X.shape[0]),
+        "seconds": seconds,
+        "rows_per_second": X.shape[0] / seconds,
+        "train_loss": result.history[-1]["train_loss"],
+    }
+
+
+def worker_stream(folder: Path, batch_size: int) -> dict:
+    """Fit the scaler in one pass and train one epoch from the files."""
+    import pyarrow as pa
+
+    from lipmono import streaming as S
+    from lipmono.datasets.trigger import FEATURES
+    from lipmono.training import TrainingConfig, train
+
+    baseline = _import_all()
+    started = time.perf_counter()
+    stats = S.fit_stream_statistics(folder, list(FEATURES), ["label"], batch_size=batch_size)
+    schema = S.table_schema(stats, list(FEATURES))
+    converter = S.TableConverter(schema, S.encoded_standardizer(stats, schema), target="label")
+    batches = S.StreamingBatches(
+        folder, converter.columns, batch_size, converter=converter, n_rows=stats.n_rows
+    )
+    result = train(
+        _model(len(FEATURES)), _loss, batches,
+        TrainingConfig(max_epochs=1, early_stopping=False, device="cpu"),
+    )
+    seconds = time.perf_counter() - started
+    return {
+        "rows": stats.n_rows,
+        "seconds": seconds,
+        "rows_per_second": stats.n_rows / seconds,
+        "rss_after_imports_mb": baseline,
+        "peak_rss_mb": resident_mb(),
+        "arrow_peak_mb": pa.default_memory_pool().max_memory() / 2**20,
+        "max_rows_materialised": batches.max_rows_materialised,
+        "train_loss": result.history[-1]["train_loss"],
+    }
+
+
+def worker_load(folder: Path) -> dict:
+    """Load the whole folder as float64 tensors, as in-memory training needs it."""
+    import pyarrow.dataset as ds
+    import torch
+
+    from lipmono.datasets.trigger import FEATURES
+
+    baseline = _import_all()
+    table = ds.dataset(folder, format="parquet").to_table()
+    X = torch.as_tensor(table.select(list(FEATURES)).to_pandas().to_numpy(), dtype=torch.float64)
+    y = torch.as_tensor(table["label"].to_numpy(), dtype=torch.float64)
+    tensor_mb = (X.nelement() * X.element_size() + y.nelement() * y.element_size()) / 2**20
+    return {
+        "rows": int(X.shape[0]),
+        "tensor_mb": tensor_mb,
+        "rss_after_imports_mb": baseline,
+        "peak_rss_mb": resident_mb(),
+    }
+
+
+def _run_child(arguments: list[str], threads: int, processes: int = 1) -> list[dict]:
+    environment = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    records = Path(tempfile.mkdtemp(prefix="lipmono-scale-records-"))
+    script = [str(Path(__file__).resolve()), *arguments, "--record-dir", str(records)]
+    if processes == 1:
+        command = [sys.executable, *script]
+    else:
+        command = [
+            sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc_per_node={processes}", *script,
+        ]
+    result = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-4000:]}")
+    # Each rank writes its own file: lines that two ranks print at once can interleave.
+    found = [json.loads(path.read_text()) for path in sorted(records.glob("*.json"))]
+    shutil.rmtree(records)
+    return found
+
+
+def make_data(folder: Path, rows: int) -> Path:
+    """Write ``rows`` simulated candidates to ``folder/1x/part-0.parquet`` and copies."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lipmono.datasets.trigger import FEATURES, make_trigger_candidates
+
+    frame = make_trigger_candidates(rows, seed=0)[[*FEATURES, "label"]]
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    first = folder / "1x"
+    first.mkdir(parents=True)
+    pq.write_table(table, first / "part-0.parquet", row_group_size=65_536)
+    for size in SIZES[1:]:
+        target = folder / f"{size}x"
+        target.mkdir()
+        for copy in range(size):
+            shutil.copyfile(first / "part-0.parquet", target / f"part-{copy}.parquet")
+    return first / "part-0.parquet"
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def write_json(path: Path, payload: dict) -> None:
+    """Write ``payload`` to ``path`` atomically (temporary file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
+        json.dump(payload, f, indent=2)
+        f.write("\n")
+    os.replace(f.name, path)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--out", type=Path, default=Path("benchmarks/results/scale.json"),
+        help="path of the JSON results file (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--rows", type=int, default=200_000,
+        help="rows of the 1x data set; 16x contains 16 times as many (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=1024,
+        help="global batch in rows, split over the processes (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3,
+        help="runs of each throughput setting; the fastest is reported (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--worker", choices=["throughput", "stream", "load"], help=argparse.SUPPRESS
+    )
+    parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--record-dir", type=Path, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def run_worker(args: argparse.Namespace) -> None:
+    if args.worker == "throughput":
+        record = worker_throughput(args.data, args.batch_size)
+    elif args.worker == "stream":
+        record = worker_stream(args.data, args.batch_size)
+    else:
+        record = worker_load(args.data)
+    rank = os.environ.get("RANK", "0")
+    (args.record_dir / f"rank-{rank}.json").write_text(json.dumps(record))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    if args.worker is not None:
+        run_worker(args)
+        return {}
+    import pyarrow
+    import torch
+
+    common = ["--batch-size", str(args.batch_size)]
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="lipmono-scale-") as temporary:
+        folder = Path(temporary)
+        data = make_data(folder, args.rows)
+        throughput = {}
+        for name, threads, processes in (
+            ("1 process, 1 thread", 1, 1),
+            ("1 process, 2 threads", 2, 1),
+            ("2 processes (DDP, gloo), 1 thread each", 1, 2),
+        ):
+            runs = []
+            for _ in range(args.repeats):
+                records = _run_child(
+                    ["--worker", "throughput", "--data", str(data), *common], threads, processes
+                )
+                # An epoch ends when its slowest rank ends.
+                seconds = max(record["seconds"] for record in records)
+                runs.append((seconds, next(r for r in records if r["rank"] == 0)["train_loss"]))
+            # The fastest repeat is the one least slowed by other work on the machine.
+            seconds, train_loss = min(runs)
+            throughput[name] = {
+                "processes": processes,
+                "threads_per_process": threads,
+                "seconds": seconds,
+                "seconds_of_each_repeat": [run[0] for run in runs],
+                "rows_per_second": args.rows / seconds,
+                "train_loss": train_loss,
+            }
+            print(f"{name:40s} {args.rows / seconds:10.0f} rows/s", flush=True)
+        baseline = throughput["1 process, 1 thread"]["rows_per_second"]
+        for entry in throughput.values():
+            entry["ratio_to_one_process"] = entry["rows_per_second"] / baseline
+
+        memory = {}
+        for size in SIZES:
+            part = folder / f"{size}x"
+            stream = _run_child(["--worker", "stream", "--data", str(part), *common], 1)[0]
+            load = _run_child(["--worker", "load", "--data", str(part)], 1)[0]
+            memory[f"{size}x"] = {"rows": stream["rows"], "stream": stream, "in_memory": load}
+            for entry in (stream, load):
+                entry["growth_mb"] = entry["peak_rss_mb"] - entry["rss_after_imports_mb"]
+            print(
+                f"{size:2d}x {stream['rows']:9d} rows: streaming peak RSS "
+                f"{stream['peak_rss_mb']:7.1f} MiB (+{stream['growth_mb']:.1f} over imports, "
+                f"{stream['rows_per_second']:.0f} rows/s); in-memory load peak RSS "
+                f"{load['peak_rss_mb']:7.1f} MiB (+{load['growth_mb']:.1f})",
+                flush=True,
+            )
+
+    results = {
+        "throughput": throughput,
+        "memory": memory,
+        "config": {
+            "rows_1x": args.rows,
+            "global_batch": args.batch_size,
+            "hidden_sizes": HIDDEN,
+            "monotonic_cst": MONOTONIC,
+            "epochs": 1,
+            "throughput_repeats": args.repeats,
+            "dtype": "float64",
+        },
+        "environment": {
+            "torch": torch.__version__,
+            "pyarrow": pyarrow.__version__,
+            "python": sys.version.split()[0],
+            "cpu": cpu_name(),
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            # Other work on the machine skews the timings; the 1-minute load average
+            # before and after the run shows how busy it was.
+            "load_average_1min": [load_before[0], os.getloadavg()[0]],
+        },
+    }
+    write_json(args.out, results)
+    print(f"wrote {args.out}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
