@@ -37,6 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from speed import cpu_name, write_json
+
 MONOTONIC = [1, 1, 1, 1, 0, 0, 0, 0]
 HIDDEN = [64, 64]
 SIZES = (1, 4, 16)
@@ -207,26 +209,6 @@ def make_data(folder: Path, rows: int) -> Path:
         for copy in range(size):
             shutil.copyfile(first / "part-0.parquet", target / f"part-{copy}.parquet")
     return first / "part-0.parquet"
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def write_json(path: Path, payload: dict) -> None:
-    """Write ``payload`` to ``path`` atomically (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
-        json.dump(payload, f, indent=2)
-        f.write("\n")
-    os.replace(f.name, path)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
