@@ -11,6 +11,8 @@ repetitions interleaved so that both see the same machine state. Reported:
 
 The script prints the ratios (monotonic / baseline, so lower is better and 1.0
 means the same cost) and writes them with the environment to ``--out`` as JSON.
+With ``--compile`` both models run through ``torch.compile`` (default backend);
+without it, the default eager path is measured.
 
 Usage::
 
@@ -43,8 +45,11 @@ EVAL_BATCH = 65536
 GOALS = {"train_step": 1.15, "eval": 1.05}
 
 
-def build_models(seed: int) -> dict[str, nn.Module]:
-    """Return the monotonic model and the same-shape ReLU baseline, seeded."""
+def build_models(seed: int, compile_models: bool = False) -> dict[str, nn.Module]:
+    """Return the monotonic model and the same-shape ReLU baseline, seeded.
+
+    With ``compile_models`` each is wrapped by :func:`torch.compile`.
+    """
     torch.manual_seed(seed)
     monotonic = lipmono.MonotonicMLP(
         IN_FEATURES,
@@ -60,7 +65,10 @@ def build_models(seed: int) -> dict[str, nn.Module]:
         layers.append(nn.Linear(sizes[i], sizes[i + 1]))
         if i < len(sizes) - 2:
             layers.append(nn.ReLU())
-    return {"monotonic": monotonic, "relu": nn.Sequential(*layers)}
+    models = {"monotonic": monotonic, "relu": nn.Sequential(*layers)}
+    if compile_models:
+        models = {name: torch.compile(model) for name, model in models.items()}
+    return models
 
 
 def make_train_step(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
@@ -160,6 +168,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="timed evaluation passes per model (default: %(default)s)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for weights and data")
+    parser.add_argument(
+        "--compile", action="store_true",
+        help="wrap both models in torch.compile before timing (default: eager)",
+    )
     return parser.parse_args(argv)
 
 
@@ -170,14 +182,14 @@ def main(argv: list[str] | None = None) -> dict:
 
     X_train = torch.randn(TRAIN_BATCH, IN_FEATURES, generator=generator)
     y_train = torch.randn(TRAIN_BATCH, 1, generator=generator)
-    models = build_models(args.seed)
+    models = build_models(args.seed, args.compile)
     train_times = time_interleaved(
         {name: make_train_step(m, X_train, y_train) for name, m in models.items()},
         repeats=args.train_repeats, warmup=20,
     )
 
     X_eval = torch.randn(EVAL_BATCH, IN_FEATURES, generator=generator)
-    models = build_models(args.seed)
+    models = build_models(args.seed, args.compile)
     eval_times = time_interleaved(
         {name: make_eval(m, X_eval) for name, m in models.items()},
         repeats=args.eval_repeats, warmup=3,
@@ -196,6 +208,7 @@ def main(argv: list[str] | None = None) -> dict:
             "train_batch": TRAIN_BATCH,
             "eval_batch": EVAL_BATCH,
             "seed": args.seed,
+            "compile": args.compile,
         },
         "environment": {
             "torch": torch.__version__,

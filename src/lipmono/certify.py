@@ -109,7 +109,7 @@ def _part_bound(module: nn.Module, chain: str, p: str) -> tuple[Tensor, str]:
 
     The bound is a float64 scalar tensor computed from the effective weights.
     """
-    # Imported here: monotonic.py depends on this module.
+    # Imported here because monotonic.py imports this module at its top.
     from .affine import OutputAffine, Standardize
     from .monotonic import MonotonicResidual
 
@@ -138,7 +138,7 @@ def _part_bound(module: nn.Module, chain: str, p: str) -> tuple[Tensor, str]:
             child_bound, p = _part_bound(child, chain, p)
             bound = bound * child_bound
         return bound, p
-    # What is left must be a 1-Lipschitz activation; iter_chain raises for anything else.
+    # What is left must be a 1-Lipschitz activation. iter_chain raises for anything else.
     list(iter_chain(module))
     return torch.ones((), dtype=torch.float64), p
 
