@@ -82,7 +82,8 @@ def _train_command(folder: Path, processes: int) -> subprocess.CompletedProcess:
         "-m", "lipmono", "train", str(compas_path("train")), "--target", COMPAS_TARGET,
         "--increasing", ",".join(COMPAS_MONOTONIC), "--hidden", "16,16",
         "--epochs", str(EPOCHS), "--batch-size", str(GLOBAL_BATCH // processes),
-        "--device", "cpu", "--seed", "0", "--verbose", "--out", str(folder / "model.safetensors"),
+        "--learning-rate", "0.01", "--device", "cpu", "--seed", "0", "--verbose",
+        "--out", str(folder / "model.safetensors"),
     ]
     folder.mkdir()
     if processes == 1:
@@ -134,13 +135,14 @@ def test_only_rank_zero_writes(runs):
 
 
 def test_two_processes_match_one_process(runs):
-    # Both runs have the same global batch (2 x 64 against 128) and number of steps.
-    # Only the split of rows into batches differs, so the test metrics agree within
-    # run-to-run noise.
+    # With 2 x 64 rows against 128 the ranks together take the same global batches as
+    # one process, except the last, uneven batch of each epoch and rounding. Measured:
+    # log loss 0.6070 against 0.6067 and accuracy 0.6826 against 0.6842 (2 of 1235
+    # rows), so the tolerances leave about ten times that room.
     one = _test_metrics(load(runs["root"] / "one" / "model.safetensors"))
     two = _test_metrics(load(runs["root"] / "two" / "model.safetensors"))
-    assert abs(one[0] - two[0]) < 0.01
-    assert abs(one[1] - two[1]) < 0.02
+    assert abs(one[0] - two[0]) < 0.005
+    assert abs(one[1] - two[1]) < 0.01
 
 
 def test_distributed_model_keeps_guarantees(runs):
