@@ -114,7 +114,7 @@ def test_failed_write_keeps_old_file(models, saved, monkeypatch):
     def fail(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("lipmono.serialization.os.fsync", fail)
+    monkeypatch.setattr("lipmono.files.os.fsync", fail)
     with pytest.raises(OSError, match="disk full"):
         models["regressor"].save(saved)
     assert saved.read_bytes() == before

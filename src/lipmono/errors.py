@@ -7,6 +7,8 @@ __all__ = [
     "CertificateError",
     "ModelFileError",
     "DataError",
+    "ParameterError",
+    "ExportError",
 ]
 
 
@@ -32,3 +34,11 @@ class ModelFileError(LipmonoError, ValueError):
 
 class DataError(LipmonoError, ValueError):
     """Input data is invalid: missing columns, non-finite values, wrong target type."""
+
+
+class ParameterError(LipmonoError, ValueError):
+    """A parameter is invalid: its type, its range, or its fit with another parameter."""
+
+
+class ExportError(LipmonoError, ValueError):
+    """A model cannot be exported: an unsupported layer, bad weights or a bad target."""

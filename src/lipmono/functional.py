@@ -23,6 +23,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .errors import ParameterError
+
 __all__ = [
     "NORMS",
     "CHAINS",
@@ -49,9 +51,9 @@ CHAINS = {
 
 
 def check_norm(norm: str) -> str:
-    """Return ``norm`` if it names a supported operator norm, else raise ``ValueError``."""
+    """Return ``norm`` if it names a supported operator norm, else raise ``ParameterError``."""
     if norm not in NORMS:
-        raise ValueError(
+        raise ParameterError(
             f"norm={norm!r} is not a supported operator norm; use one of {', '.join(NORMS)}"
         )
     return norm
@@ -65,7 +67,7 @@ def chain_norms(chain: str, n_layers: int) -> list[str]:
     what the monotonic residual needs.
     """
     if chain not in CHAINS:
-        raise ValueError(
+        raise ParameterError(
             f"norm={chain!r} is not a supported chain; use one of {', '.join(CHAINS)}"
         )
     first, later = CHAINS[chain]

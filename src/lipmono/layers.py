@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from . import functional as F_lip
-from .errors import BudgetError
+from .errors import BudgetError, ParameterError
 
 __all__ = [
     "LipschitzNormalization",
@@ -211,7 +211,7 @@ class LipschitzLinear(nn.Linear):
     ) -> None:
         for name, size in (("in_features", in_features), ("out_features", out_features)):
             if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-                raise ValueError(f"{name} must be a positive integer, got {size!r}")
+                raise ParameterError(f"{name} must be a positive integer, got {size!r}")
         lipschitz = check_budget(lipschitz)
         F_lip.check_norm(norm)
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
@@ -298,7 +298,7 @@ class GroupSort(nn.Module):
     def __init__(self, group_size: int = 2) -> None:
         super().__init__()
         if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
-            raise ValueError(f"group_size must be a positive integer, got {group_size!r}")
+            raise ParameterError(f"group_size must be a positive integer, got {group_size!r}")
         self.group_size = group_size
 
     def forward(self, x: Tensor) -> Tensor:

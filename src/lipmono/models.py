@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from torch import nn
 
 from . import functional as F_lip
-from .errors import BudgetError
+from .errors import BudgetError, ParameterError
 from .layers import GroupSort, LipschitzLinear, check_budget, fold_lipschitz_layers
 from .monotonic import MonotonicResidual
 
@@ -51,12 +51,12 @@ def _check_sizes(in_features, hidden_sizes, out_features, group_size) -> list[in
     names.append("out_features")
     for name, size in zip(names, sizes, strict=True):
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ValueError(f"{name} must be a positive integer, got {size!r}")
+            raise ParameterError(f"{name} must be a positive integer, got {size!r}")
     if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
-        raise ValueError(f"group_size must be a positive integer, got {group_size!r}")
+        raise ParameterError(f"group_size must be a positive integer, got {group_size!r}")
     for i, size in enumerate(hidden_sizes):
         if size % group_size != 0:
-            raise ValueError(
+            raise ParameterError(
                 f"hidden_sizes[{i}]={size} is not divisible by group_size={group_size}; "
                 f"GroupSort sorts groups of {group_size}, so use a multiple of {group_size}"
             )

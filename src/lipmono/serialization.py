@@ -31,14 +31,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
-import tempfile
 from pathlib import Path
 
 import torch
 
 from .errors import ModelFileError
+from .files import atomic_write_bytes
 
 __all__ = [
     "FORMAT_VERSION",
@@ -55,24 +54,6 @@ FORMAT_VERSION = 1
 _METADATA_KEY = "lipmono"
 # A header larger than this is not a model header; reject it before reading it.
 _MAX_HEADER_BYTES = 100 * 1024 * 1024
-
-
-def atomic_write_bytes(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and :func:`os.replace`."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise FileNotFoundError(f"folder {str(folder)!r} does not exist; create it first")
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def write_container(path, tensors: dict[str, torch.Tensor], document: dict) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..export.errors import ExportError
+from ..errors import ExportError
 from ._io import load_model
 
 __all__ = ["add_arguments", "run", "c_target"]

@@ -23,7 +23,7 @@ from torch import nn
 
 from .. import __version__
 from ..affine import OutputAffine, Standardize
-from ..errors import DataError, LipmonoError, ModelFileError
+from ..errors import DataError, ModelFileError, ParameterError
 from ..layers import check_budget
 from ..models import MonotonicMLP
 from ..schema import Standardizer, TableSchema, is_dataframe, validate_table
@@ -37,10 +37,6 @@ logger = logging.getLogger(__name__)
 DTYPE = torch.float64
 _NORMS = ("l1", "linf", "l2", "l1->l1")
 _PREDICT_CHUNK = 65536
-
-
-class ParameterError(LipmonoError, ValueError):
-    """An estimator parameter is invalid (its type, range, or its fit with another)."""
 
 
 def _check_int(value, name: str, minimum: int) -> int:

@@ -7,8 +7,8 @@ constraints, lambda, norm chain, certified bound, format version) beside the
 weights.
 """
 
+from ..errors import ExportError
 from .c import export_c, render_c
-from .errors import ExportError
 from .fold import FoldedNetwork, fold, split_affine
 from .metadata import EXPORT_FORMAT_VERSION, export_metadata, folded_bound
 from .numpy import export_numpy

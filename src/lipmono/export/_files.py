@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import ExportError
+from .. import files
+from ..errors import ExportError
 
 __all__ = ["check_target", "atomic_path", "write_bytes_atomic"]
 
@@ -28,25 +28,12 @@ def check_target(path: str | os.PathLike) -> Path:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path`` and rename it to ``path`` on success.
+    """Yield a temporary path beside ``path``, renamed to ``path`` on success.
 
-    If the body raises, the temporary file is removed and ``path`` is left as it
-    was, so an interrupted export never leaves a half-written file.
+    See :func:`lipmono.files.atomic_path`; this adds the export's target checks.
     """
-    target = check_target(path)
-    handle, temporary = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
-    )
-    os.close(handle)
-    try:
-        yield Path(temporary)
-        # mkstemp creates the file readable by its owner only; exports are meant to be shared.
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
+    with files.atomic_path(check_target(path)) as temporary:
+        yield temporary
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:

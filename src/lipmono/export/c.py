@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ExportError
 from ._files import write_bytes_atomic
-from .errors import ExportError
 from .fold import fold
 from .metadata import export_metadata, resolve_model
 from .plan import Activation, Dense, NetworkPlan, plan_network

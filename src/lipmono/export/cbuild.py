@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ExportError
+from ..errors import ExportError
 
 __all__ = ["C_FLAGS", "find_c_compiler", "compile_shared", "CPredictor"]
 

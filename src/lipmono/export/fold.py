@@ -30,9 +30,9 @@ import torch
 from torch import Tensor, nn
 
 from ..affine import OutputAffine, Standardize
+from ..errors import ExportError
 from ..layers import GroupSort, LipschitzLinear
 from ..monotonic import MonotonicResidual
-from .errors import ExportError
 
 __all__ = ["FoldedNetwork", "fold", "split_affine"]
 

@@ -10,9 +10,9 @@ from torch import nn
 
 from .. import functional as F_lip
 from ..certify import CHAIN_NORM_PAIRS, lipschitz_bound
+from ..errors import ExportError
 from ..layers import LipschitzLinear
 from ..monotonic import MonotonicResidual
-from .errors import ExportError
 from .fold import FoldedNetwork, fold, split_affine
 
 __all__ = [

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ExportError
 from ..numpy_inference import FORMAT_NAME, FORMAT_VERSION
 from ._files import atomic_path, check_target
-from .errors import ExportError
 from .fold import fold
 from .metadata import export_metadata, resolve_model
 from .plan import Dense, plan_network

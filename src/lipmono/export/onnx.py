@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
+from ..errors import ExportError
 from ._files import check_target, write_bytes_atomic
-from .errors import ExportError
 from .fold import FoldedNetwork, fold
 from .metadata import export_metadata, metadata_strings, resolve_model
 

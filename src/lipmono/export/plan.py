@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from torch import nn
 
+from ..errors import ExportError
 from ..layers import GroupSort
-from .errors import ExportError
 from .fold import FoldedNetwork
 
 __all__ = ["Dense", "Activation", "NetworkPlan", "plan_network"]
