@@ -15,6 +15,9 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import torch.distributed
 
@@ -32,17 +35,21 @@ EPOCHS = 5
 GLOBAL_BATCH = 128
 DIGEST_LINE = re.compile(r"rank (\d+) of (\d+) ends with parameters ([0-9a-f]{64})")
 
-# Fits a classifier with the Python API under torchrun. Every rank writes its own
-# parameter digest (the test's record, named by rank) and rank 0 saves the model.
+# Fits a classifier with the Python API under torchrun, then trains a network on the
+# same rows streamed from Parquet. Every rank writes its own parameter digests (the
+# test's record, named by rank) and rank 0 saves the model.
 _WORKER = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
+    import torch
+    from lipmono import MonotonicMLP, streaming
     from lipmono import distributed as D
-    from lipmono.datasets.bundled import COMPAS_MONOTONIC, load_compas
+    from lipmono.datasets.bundled import COMPAS_MONOTONIC, COMPAS_TARGET, load_compas
     from lipmono.estimators import MonotonicClassifier
+    from lipmono.training import TrainingConfig, train
 
-    out = Path(sys.argv[1])
+    out, parquet = Path(sys.argv[1]), sys.argv[2]
     X, y = load_compas("train")
     with D.distributed_session() as context:
         estimator = MonotonicClassifier(
@@ -50,9 +57,24 @@ _WORKER = textwrap.dedent(
             max_iter=2, early_stopping=False, random_state=0, device="cpu",
         )
         estimator.fit(X, y)
+        features = list(X.columns)
+        stats = streaming.fit_stream_statistics(parquet, features, batch_size=500)
+        schema = streaming.table_schema(stats, features)
+        converter = streaming.TableConverter(
+            schema, streaming.encoded_standardizer(stats, schema), target=COMPAS_TARGET
+        )
+        batches = streaming.StreamingBatches(parquet, converter.columns, 100, converter=converter)
+        torch.manual_seed(0)
+        network = MonotonicMLP(len(features), [8, 8], monotonic_cst=[1] * 4 + [0] * 9).double()
+        loss = lambda output, target: torch.nn.functional.binary_cross_entropy_with_logits(
+            output[:, 0], target)
+        streamed = train(network, loss, batches, TrainingConfig(max_epochs=2, device="cpu"))
         record = {"world_size": context.world_size,
                   "digest": D.parameters_digest(estimator.model_),
-                  "train_loss": [entry["train_loss"] for entry in estimator.history_]}
+                  "train_loss": [entry["train_loss"] for entry in estimator.history_],
+                  "stream_digest": D.parameters_digest(network),
+                  "stream_batches": len(batches),
+                  "stream_loss": [entry["train_loss"] for entry in streamed.history]}
         (out / f"rank-{context.rank}.json").write_text(json.dumps(record))
         if context.is_main:
             estimator.save(out / "model.safetensors")
@@ -153,7 +175,10 @@ def test_distributed_model_keeps_guarantees(runs):
 def test_python_api_under_torchrun(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(_WORKER)
-    result = _torchrun([str(script), str(tmp_path)], tmp_path)
+    parquet = tmp_path / "train.parquet"
+    frame = pd.read_csv(compas_path("train"))
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), parquet, row_group_size=700)
+    result = _torchrun([str(script), str(tmp_path), str(parquet)], tmp_path)
     assert result.returncode == 0, result.stderr[-4000:]
     records = [json.loads((tmp_path / f"rank-{r}.json").read_text()) for r in range(2)]
     assert [record["world_size"] for record in records] == [2, 2]
@@ -161,6 +186,12 @@ def test_python_api_under_torchrun(tmp_path):
     # Without validation data early stopping watches the training loss, so every
     # rank must see the same value, summed over both shards.
     assert records[0]["train_loss"] == records[1]["train_loss"]
+    # 4937 streamed rows in batches of 100 are 50 global batches, 25 per rank.
+    assert [record["stream_batches"] for record in records] == [25, 25]
+    assert records[0]["stream_digest"] == records[1]["stream_digest"]
+    assert records[0]["stream_loss"] == records[1]["stream_loss"]
     names = sorted(path.name for path in tmp_path.iterdir())
-    assert names == ["model.safetensors", "rank-0.json", "rank-1.json", "worker.py"]
+    assert names == [
+        "model.safetensors", "rank-0.json", "rank-1.json", "train.parquet", "worker.py"
+    ]
     _check_guarantees(load(tmp_path / "model.safetensors"), COMPAS_MONOTONIC)
