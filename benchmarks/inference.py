@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _env import cpu_name, replace_section, write_json
 from torch import nn
 
 import lipmono
@@ -53,7 +54,6 @@ HIDDEN = [128, 128, 128]
 BATCH_SIZES = (1, 1024, 65536)
 VARIANTS = ("torch_eager", "torch_folded", "onnxruntime", "c_export")
 ROOT = Path(__file__).resolve().parents[1]
-DOCS_START, DOCS_END = "<!-- inference:start -->", "<!-- inference:end -->"
 
 
 def build_models(seed: int) -> tuple[nn.Module, nn.Module]:
@@ -160,16 +160,6 @@ def max_abs_difference(runners: dict[str, Callable], reference: str) -> dict[str
         for name, run in runners.items()
         if name != "baseline"
     }
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def compiler_version() -> str:
@@ -293,22 +283,6 @@ def goal_lines(results: dict) -> list[str]:
     return lines
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-
-
-def update_docs(path: Path, section: str) -> None:
-    """Replace the text between the inference markers in ``path`` with ``section``."""
-    text = path.read_text()
-    if DOCS_START not in text or DOCS_END not in text:
-        raise SystemExit(f"{path} has no {DOCS_START} ... {DOCS_END} markers; add them first")
-    head, rest = text.split(DOCS_START, 1)
-    _, tail = rest.split(DOCS_END, 1)
-    write_text_atomic(path, f"{head}{DOCS_START}\n{section}\n{DOCS_END}{tail}")
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -345,7 +319,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if args.render_only:
         payload = json.loads(args.out.read_text())
-        update_docs(args.docs, markdown(payload, payload["command"]))
+        replace_section(args.docs, "inference", markdown(payload, payload["command"]))
         print(f"updated {args.docs} from {args.out}")
         return payload
     arguments = argv if argv is not None else sys.argv[1:]
@@ -358,10 +332,10 @@ def main(argv: list[str] | None = None) -> dict:
     }
     payload["results"] = run_benchmark(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(args.out, json.dumps(payload, indent=2) + "\n")
+    write_json(args.out, payload)
     print(f"wrote {args.out}")
     if not args.no_docs:
-        update_docs(args.docs, markdown(payload, command.strip()))
+        replace_section(args.docs, "inference", markdown(payload, command.strip()))
         print(f"updated {args.docs}")
     return payload
 

@@ -22,17 +22,16 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from _env import cpu_name, write_json
 from torch import nn
 
 import lipmono
@@ -127,26 +126,6 @@ def summarize(times: dict[str, list[float]], rows: int) -> dict:
         "ratio": medians["monotonic"] / medians["relu"],
         "repeats": len(next(iter(times.values()))),
     }
-
-
-def cpu_name() -> str:
-    """Return the CPU model name from /proc/cpuinfo, or the platform string."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def write_json(path: Path, payload: dict) -> None:
-    """Write ``payload`` to ``path`` atomically (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
-        json.dump(payload, f, indent=2)
-        f.write("\n")
-    os.replace(f.name, path)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
