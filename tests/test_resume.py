@@ -91,13 +91,20 @@ def _run(folder: Path, name: str, every: int, resume: bool = False) -> dict:
     return json.loads((folder / f"{name}.json").read_text())
 
 
-def _kill_after_checkpoint(folder: Path, name: str, every: int, delay: float) -> dict | None:
-    """Start the worker, SIGKILL it ``delay`` seconds after a checkpoint exists.
+def _kill_after_checkpoint(
+    folder: Path, name: str, every: int, delay: float | None
+) -> tuple[dict | None, bool]:
+    """Start the worker and SIGKILL it once a checkpoint exists.
 
-    Returns the checkpoint's document, read right after the kill, or None when
-    the run finished first.
+    With ``delay`` in seconds the kill comes that long after the first checkpoint
+    appears. With ``delay=None`` it comes as soon as a temporary file of the next
+    write is seen, that is inside a write. Returns the checkpoint's document read
+    right after the kill (None when the run finished first) and whether a
+    temporary file was still there after the kill, proof that the kill landed
+    during a write.
     """
     checkpoint = folder / f"{name}.ckpt"
+    pattern = f".{name}.ckpt.*.tmp"
     process = subprocess.Popen(
         _command(folder, name, every, resume=checkpoint.exists()), env=_environment(),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -107,9 +114,14 @@ def _kill_after_checkpoint(folder: Path, name: str, every: int, delay: float) ->
         while not checkpoint.exists() and process.poll() is None:
             assert time.monotonic() < deadline, "no checkpoint appeared within 60 s"
             time.sleep(0.01)
-        time.sleep(delay)
+        if delay is None:
+            while not any(folder.glob(pattern)) and process.poll() is None:
+                assert time.monotonic() < deadline, "no checkpoint write seen within 60 s"
+                time.sleep(0.0005)
+        else:
+            time.sleep(delay)
         if process.poll() is not None:
-            return None
+            return None, False
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
     finally:
@@ -118,9 +130,10 @@ def _kill_after_checkpoint(folder: Path, name: str, every: int, delay: float) ->
             process.wait()
     assert process.returncode in (-signal.SIGKILL, 0), process.stderr.read().decode()[-4000:]
     if process.returncode == 0:
-        return None
+        return None, False
+    during_write = any(folder.glob(pattern))
     _, document = read_container(checkpoint, expected_format="lipmono-checkpoint")
-    return document
+    return document, during_write
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +149,7 @@ def uninterrupted(folder):
 
 
 def test_killed_run_resumes_to_same_weights(folder, uninterrupted):
-    document = _kill_after_checkpoint(folder, "killed", every=7, delay=0.3)
+    document, _ = _kill_after_checkpoint(folder, "killed", every=7, delay=0.3)
     assert document is not None, "the run finished before it could be killed"
     assert (document["epoch"], document["batch"]) != (EPOCHS, 0)
     resumed = _run(folder, "killed", every=7, resume=True)
@@ -148,20 +161,25 @@ def test_killed_run_resumes_to_same_weights(folder, uninterrupted):
 
 
 def test_checkpoint_loadable_after_random_kills(folder, uninterrupted):
-    # A checkpoint after every batch makes writes frequent, so some kills land
-    # during a write; the file must always hold the last complete checkpoint.
+    # A checkpoint after every batch makes writes frequent. Every other kill waits
+    # for a write to begin, so some kills land inside one; after each kill the file
+    # must still hold the last complete checkpoint.
     generator = random.Random(0)
-    positions = []
-    for _ in range(3):
-        delay = generator.uniform(0, 0.25)
-        document = _kill_after_checkpoint(folder, "random", every=1, delay=delay)
+    positions, kills_during_write = [], 0
+    for attempt in range(4):
+        delay = None if attempt % 2 else generator.uniform(0, 0.25)
+        document, during_write = _kill_after_checkpoint(folder, "random", every=1, delay=delay)
         if document is None:
             break
         positions.append((document["epoch"], document["batch"]))
+        kills_during_write += during_write
     assert positions == sorted(positions)
-    assert len(positions) >= 2
+    assert len(positions) >= 3
+    assert kills_during_write >= 1
     resumed = _run(folder, "random", every=1, resume=True)
     assert resumed["digest"] == uninterrupted["digest"]
+    # Kills during a write leave temporary files; the resumed run removes them.
+    assert not list(folder.glob(".random.ckpt.*.tmp"))
 
 
 def test_resume_rejects_other_world_size(tmp_path):
@@ -195,3 +213,27 @@ def test_resume_rejects_other_world_size(tmp_path):
     write_container(checkpoint, tensors, document)
     with pytest.raises(ModelFileError, match=r"run with 2 process\(es\), but this run has 1"):
         train(model(), loss, tensor_batches(X, y, 10, 0), config, resume=True, fingerprint="f")
+
+
+def test_resume_removes_interrupted_writes(tmp_path):
+    import torch
+
+    from lipmono import MonotonicMLP
+    from lipmono.training import TrainingConfig, tensor_batches, train
+
+    checkpoint = tmp_path / "run.ckpt"
+    leftover = tmp_path / ".run.ckpt.abc123.tmp"
+    unrelated = tmp_path / ".other.ckpt.abc123.tmp"
+    leftover.write_bytes(b"half a checkpoint")
+    unrelated.write_bytes(b"another file")
+    X = torch.randn(20, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    config = TrainingConfig(max_epochs=1, early_stopping=False, checkpoint_path=str(checkpoint))
+    model = MonotonicMLP(2, [4], monotonic_cst=[1, 0]).double()
+
+    def loss(output, target):
+        return torch.nn.functional.mse_loss(output[:, 0], target)
+
+    train(model, loss, tensor_batches(X, X.sum(1), 10, 0), config, resume=True)
+    assert not leftover.exists()
+    assert unrelated.exists()
+    assert checkpoint.exists()

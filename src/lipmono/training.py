@@ -229,6 +229,8 @@ def train(
     optimizer = torch.optim.Adam(trained.parameters(), lr=config.learning_rate)
     state = TrainingState()
     if resume and config.checkpoint_path is not None:
+        if context.is_main:
+            _remove_interrupted_writes(config.checkpoint_path)
         state = _load_checkpoint(config.checkpoint_path, module, optimizer, fingerprint) or state
         if not context.is_main:
             # Rank 0 carries the partial loss sums of all ranks (see _run_epoch).
@@ -416,6 +418,21 @@ def _write_checkpoint(path, module, optimizer, state: TrainingState, fingerprint
         "optimizer": {"param_groups": optimizer_state["param_groups"], "scalars": scalars},
     }
     write_container(path, tensors, document)
+
+
+def _remove_interrupted_writes(path) -> None:
+    """Delete temporary files that a killed write of the checkpoint ``path`` left behind.
+
+    :func:`lipmono.files.atomic_path` names them ``.NAME.RANDOM.tmp`` beside ``path``;
+    a process killed before its rename never removes its own.
+    """
+    from pathlib import Path
+
+    checkpoint = Path(path)
+    folder = checkpoint.parent if str(checkpoint.parent) else Path(".")
+    for temporary in folder.glob(f".{checkpoint.name}.*.tmp"):
+        temporary.unlink(missing_ok=True)
+        logger.info("removed %s, left by an interrupted checkpoint write", temporary)
 
 
 def _load_checkpoint(path, module, optimizer, fingerprint: str) -> TrainingState | None:
