@@ -162,8 +162,8 @@ def test_killed_run_resumes_to_same_weights(folder, uninterrupted):
 
 def test_checkpoint_loadable_after_random_kills(folder, uninterrupted):
     # A checkpoint after every batch makes writes frequent. Every other kill waits
-    # for a write to begin, so some kills land inside one; after each kill the file
-    # must still hold the last complete checkpoint.
+    # for a write to begin, so some kills land inside one. After each kill the file
+    # must still contain the last complete checkpoint.
     generator = random.Random(0)
     positions, kills_during_write = [], 0
     for attempt in range(4):

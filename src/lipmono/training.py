@@ -17,7 +17,7 @@ The loop has three places meant for distributed and streaming training:
 
 A checkpoint is one safetensors file (see :mod:`lipmono.serialization`). Its
 tensors are the module's weights, the best weights so far, Adam's moment tensors
-and the torch and numpy random states. Its JSON holds the epoch, the data
+and the torch and numpy random states. Its JSON contains the epoch, the data
 position (batches of the current epoch already trained on) with their partial
 loss sums, the Python random state, the world size, the early-stopping counters,
 the loss history and a fingerprint of the data and settings, so a resumed run
