@@ -22,7 +22,54 @@ _LABELS = {
 
 #: Hand-written remarks per data set, shown under its tables: what the numbers
 #: mean and, where a goal is missed, what was tried. Update after a full run.
-ANALYSIS: dict[str, str] = {}
+ANALYSIS: dict[str, str] = {
+    "compas": (
+        "The boosters lead by about half a point in both protocols. Tried for the network, "
+        "literature protocol, three seeds each: widths [16, 16], [32, 32] and [64, 64]; "
+        "lambda 1, 2 and 4; learning rates 1e-3 and 3e-3; batches 32, 64 and 256; "
+        "`standard` and `quantile` scaling. Every mean landed between 68.3 % and 68.8 %, "
+        "so the literature goal of 69.6 % was not reached with any of them."
+    ),
+    "blogfeedback": (
+        "Scaling decided this data set. A first full run on the loader's [0, 1] features "
+        "(`none`, lambda 4) plateaued at RMSE 0.164 (literature) and 0.165 (honest); "
+        "lambda 20 was worse after 8 epochs (0.175). Standardizing the inputs left RMSE "
+        "near 1 after 3 epochs, because rare rows sit hundreds of standard deviations out. "
+        "The `quantile` map with lambda 0.25-0.5 brought it to 0.151; a wider [128, 128] "
+        "network did not help (0.153 at 20 epochs). The boosters stay better by about "
+        "0.005. The unconstrained network is 0.001 better than the monotonic one but "
+        "violates the constraints on about a third of the probe pairs. The published "
+        "numbers use a slightly different test file (see the loader), so they compare "
+        "only approximately."
+    ),
+    "auto_mpg": (
+        "On this split no model comes near the published 7.35-7.58: the boosters stay "
+        "above 10 and a linear regression scores 11.55. LMN's 7.58 comes from random "
+        "80/20 splits with other test rows. With `quantile` scaling the network leads the "
+        "boosters under the literature protocol (9.86). Cross-validation on the training "
+        "rows preferred `standard` scaling, which scores 11.42 on the test set, behind "
+        "XGBoost's 10.80. Tried in tuning: lambda 1, 2, 4 and 8 with `standard` scaling "
+        "(10.9-14.5), lambda 0.5, 1 and 2 with `quantile` scaling (9.8-11.5), widths "
+        "[64, 64] (10.5), learning rates 3e-3 and 1e-2, batches 16 and 64."
+    ),
+    "heart_disease": (
+        "Every literature setting tried stops at 54 of 61 test rows (88.52 %); 90 % needs "
+        "55. Tried: lambda 0.25, 0.5, 1 and 2, learning rates 1e-3 and 3e-3, batches 16, "
+        "32 and 64, `standard` and `quantile` scaling. One test row is 1.6 points, so the "
+        "differences between models here are a few rows. Under the honest protocol the "
+        "network leads the boosters by about two points. Nolte et al.'s script also used "
+        "the file's row index as a feature, which this loader drops."
+    ),
+    "overall": (
+        "The monotonic network violated no constraint on any probe pair, as its "
+        "construction guarantees, and neither did the boosters with monotone constraints. "
+        "The unconstrained network violated them at the rates shown. Under the honest "
+        "protocol the network leads every booster only on Heart Disease. It trails them by "
+        "about half a point of accuracy on COMPAS, by about 0.005 RMSE on BlogFeedback "
+        "and by about 0.6 MSE on Auto-MPG. Both full runs shared the two cores with other "
+        "jobs (load average between 3 and 12), so fit times are upper bounds."
+    ),
+}
 
 
 def _fmt(value: float, metric: str) -> str:
@@ -55,6 +102,10 @@ def goal_checks(results: dict) -> list[str]:
         trees = [m for m in honest if not m.startswith("lipmono")]
         if all(_better(honest["lipmono"], honest[m], metric) for m in trees):
             ahead.append(name)
+    minutes = results["meta"]["wall_minutes"]
+    if results["meta"]["mode"] == "full":
+        verdict = "met" if minutes <= 60 else f"missed by {minutes - 60:.1f} minutes"
+        lines.append(f"- full run: {minutes:.1f} minutes against the goal of 60: {verdict}")
     count = sum(1 for e in results["datasets"].values() if e.get("status") == "run")
     lines.append(
         f"- honest protocol, ahead of every tree baseline (mean) on {len(ahead)} of {count} "
