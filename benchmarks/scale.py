@@ -372,6 +372,7 @@ def render_section(results: dict) -> str:
         f"| {entry['train_loss']:.4f} |"
         for name, entry in results["throughput"].items()
     ]
+
     memory = []
     for size, entry in results["memory"].items():
         stream, load_in_memory = entry["stream"], entry["in_memory"]
@@ -381,24 +382,27 @@ def render_section(results: dict) -> str:
             f"| {stream['rows_per_second']:,.0f} | {load_in_memory['peak_rss_mb']:.0f} "
             f"(+{load_in_memory['growth_mb']:.0f}) | {load_in_memory['tensor_mb']:.0f} |"
         )
+
     ddp = results["throughput"]["2 processes (DDP, gloo), 1 thread each"]
     threads = results["throughput"]["1 process, 2 threads"]
     faster = "faster" if ddp["ratio_to_one_process"] > 1 else "slower"
-    why = []
+    explanations = []
     if ddp["ratio_to_one_process"] < 1:
-        why.append(
+        explanations.append(
             f"Each rank computes only {config['global_batch'] // 2} rows per step of a small "
             "network, so the gradient all-reduce over gloo most likely costs more than the "
             "computation it splits."
         )
     if threads["ratio_to_one_process"] < 1:
-        why.append(
+        explanations.append(
             "One process with 2 threads is slower than with 1 thread; the cause was not "
             "investigated here."
         )
+
     streams = [entry["stream"]["peak_rss_mb"] for entry in results["memory"].values()]
     loads = [entry["in_memory"]["peak_rss_mb"] for entry in results["memory"].values()]
     rows = [entry["rows"] for entry in results["memory"].values()]
+
     lines = [
         "Command (4 to 7 minutes on the 2-core machine, depending on other load):",
         "",
@@ -425,7 +429,7 @@ def render_section(results: dict) -> str:
             f"Here two DDP processes are {faster} than one. With the global batch split over "
             "the ranks, both take the same steps on the same global batches, so they end the "
             "epoch with the same training loss up to rounding.",
-            *why,
+            *explanations,
         ]),
         "",
         "**Peak memory against data size** (1, 4 and 16 copies of the file in one folder):",
@@ -443,6 +447,7 @@ def render_section(results: dict) -> str:
         "imports, so most of the streaming growth is torch's memory for training, not data. "
         "The streaming epoch includes the statistics pass, so it reads the files twice.",
     ]
+
     # Wrap the prose lines at 80 columns; table rows and the command stay as they are.
     wrapped = [
         line if line.startswith(("|", " ")) or not line else textwrap.fill(line, 80)
