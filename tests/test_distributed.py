@@ -160,3 +160,14 @@ def test_batches_per_epoch_counts_padding():
 def test_all_reduce_sums_single_process():
     assert D.all_reduce_sums([1, 2.5], DistributedContext()) == [1.0, 2.5]
     assert D.broadcast_object({"a": 1}, DistributedContext()) == {"a": 1}
+
+
+@pytest.mark.parametrize("norm", ["l1", "linf", "l2", "l1->l1"])
+def test_every_parameter_gets_gradient(norm):
+    # DDP runs with find_unused_parameters=False, which needs every parameter in
+    # every backward pass; the effective weights are computed inside forward.
+    torch.manual_seed(0)
+    model = lipmono.MonotonicMLP(3, [8, 8], monotonic_cst=[1, 0, -1], norm=norm)
+    model(torch.randn(5, 3)).sum().backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None, name
