@@ -16,7 +16,7 @@ DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.accuracy.probes import make_probe_pairs, violation_rate  # noqa: E402
-from benchmarks.accuracy.protocols import MODELS  # noqa: E402
+from benchmarks.accuracy.protocols import HONEST_MODELS, MODELS  # noqa: E402
 from benchmarks.accuracy.report import END, START, replace_section  # noqa: E402
 
 RUN_DATASETS = ("auto_mpg", "blogfeedback", "compas", "heart_disease")
@@ -108,14 +108,16 @@ def test_quick_run_covers_everything(tmp_path):
     for name in RUN_DATASETS:
         entry = results["datasets"][name]
         assert entry["status"] == "run", name
-        for protocol in ("literature", "honest"):
+        for protocol, models in (("literature", MODELS), ("honest", HONEST_MODELS)):
             rows = {row["model"]: row for row in entry[protocol]["rows"]}
-            assert set(rows) == set(MODELS), (name, protocol)
+            assert set(rows) == set(models), (name, protocol)
             for model, row in rows.items():
                 assert math.isfinite(row["mean"]), (name, protocol, model)
                 assert row["size"] > 0, (name, protocol, model)
                 assert row["fit_seconds_mean"] > 0, (name, protocol, model)
             assert rows["lipmono"]["violation_rate_max"] == 0.0, (name, protocol)
+        estimator = next(r for r in entry["honest"]["rows"] if r["model"] == "lipmono_estimator")
+        assert estimator["violation_rate_max"] == 0.0, name
 
     text = page.read_text("utf-8")
     assert "Not yet measured." not in text

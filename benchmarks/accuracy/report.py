@@ -18,6 +18,7 @@ _LABELS = {
     "xgboost": "XGBoost, monotone",
     "lightgbm": "LightGBM, monotone",
     "hist_gradient_boosting": "HistGradientBoosting, monotone",
+    "lipmono_estimator": "lipmono estimator, own early stopping",
 }
 
 #: Hand-written remarks per data set, shown under its tables: what the numbers
