@@ -4,7 +4,7 @@ The loop is written here rather than taken from an estimator because the
 literature protocol needs the test metric after every epoch. Inputs go through a
 non-decreasing map fitted on the training rows (see ``NetConfig.scaling``), so
 every constraint keeps its direction in the original units. Regression targets
-are standardized, and the Lipschitz bound ``lipschitz`` holds in the mapped
+are standardized, and the Lipschitz bound ``lipschitz`` applies in the mapped
 input units and standardized target units.
 """
 

@@ -254,7 +254,7 @@ def load_blogfeedback(data_dir, *, published_quirks: bool = True) -> TabularSpli
     4. the target is min-max scaled to [0, 1] over train and test pooled.
 
     With ``published_quirks=True`` two details of the published loader are kept,
-    because the published RMSE is measured on the target they produce: the first
+    because the published RMSE is measured on the target they produce. The first
     row of each file is read as a header and lost, and the target is cast to
     ``uint8``, so counts above 255 wrap around. This leaves 47,302 train and
     7,027 test rows. Steps 2-4 look at the test targets and features, as the
@@ -363,7 +363,10 @@ def load_loan_defaulter(data_dir) -> TabularSplit:
     _require_columns(frame, ["grade", "emp_length"], path)
     unknown = sorted(set(frame["grade"].dropna()) - set(_LOAN_GRADES))
     if unknown:
-        raise DataError(f"{path}: column 'grade' has values {unknown[:5]}; expected letters A-G")
+        raise DataError(
+            f"{path}: column 'grade' has values {unknown[:5]}; expected letters A-G. "
+            "Check that the file is Liu et al.'s preprocessed.csv"
+        )
     lengths = frame["emp_length"].dropna()
     unknown = sorted(set(lengths) - set(_LOAN_EMP_LENGTH))
     if unknown:
