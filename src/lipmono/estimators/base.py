@@ -27,6 +27,7 @@ from ..errors import DataError, ModelFileError, ParameterError
 from ..layers import check_budget
 from ..models import MonotonicMLP
 from ..schema import Standardizer, TableSchema, is_dataframe, validate_table
+from ..streaming import DEFAULT_MAX_LEVELS, StreamingBatches, TableConverter
 from ..training import TrainingConfig, resolve_device, tensor_batches, train
 from .certificate import build_certificate
 
@@ -169,7 +170,7 @@ class MonotonicEstimatorBase(BaseEstimator):
 
     # ------------------------------------------------------------------ fitting
 
-    def fit(self, X, y, *, checkpoint_path=None, resume=False):
+    def fit(self, X, y, *, checkpoint_path=None, resume=False, checkpoint_every=None):
         """Fit the network to ``X`` and ``y``.
 
         Parameters
@@ -183,17 +184,16 @@ class MonotonicEstimatorBase(BaseEstimator):
         resume : bool, default=False
             Continue from ``checkpoint_path`` if it exists (same data and
             parameters required; ``max_iter`` may grow).
+        checkpoint_every : int, optional
+            Also write the checkpoint after every this many batches within an
+            epoch, so a resumed run continues mid-epoch.
 
         Returns
         -------
         self
         """
         architecture = self._check_params()
-        if resume and not isinstance(self.random_state, numbers.Integral):
-            raise ParameterError(
-                f"resume=True needs an integer random_state, got {self.random_state!r}: the "
-                "resumed run must draw the same initialization, split and batch order"
-            )
+        self._check_resume(resume)
         schema, Z, target, constraints = self._prepare(X, y, architecture)
         scaler = Standardizer.fit(Z)
         # NOTE: the CUDA path (device='auto' with a GPU, or 'cuda') has not been run by the tests.
@@ -213,15 +213,156 @@ class MonotonicEstimatorBase(BaseEstimator):
                 model,
                 self._loss,
                 batches,
-                self._training_config(seed, device, checkpoint_path),
+                self._training_config(seed, device, checkpoint_path, checkpoint_every),
                 validation=validation,
                 resume=resume,
                 fingerprint=self._fingerprint(Z, target, seed),
             )
 
-        self.schema_ = schema
         name = getattr(y, "name", None)
-        self.target_name_ = name if isinstance(name, str) else None
+        self._set_fitted(
+            schema, name if isinstance(name, str) else None, constraints, scaler, architecture,
+            device, model, result,
+            sizes=(int(len(Zs)), int(len(train_index)), 0 if val_index is None else len(val_index)),
+            seed=seed,
+        )
+        return self
+
+    def fit_stream(
+        self,
+        source,
+        target: str,
+        *,
+        features=None,
+        file_format=None,
+        max_levels: int = DEFAULT_MAX_LEVELS,
+        checkpoint_path=None,
+        resume=False,
+        checkpoint_every=None,
+    ):
+        """Fit the network to Parquet or CSV data read in batches, for data larger than memory.
+
+        One pass over the data fits the input scaler and the category levels,
+        then every epoch reads the training rows again in batches of
+        ``batch_size``. Under torchrun the batches are shared out over the ranks
+        (see :class:`lipmono.streaming.StreamingBatches`). The fitted estimator
+        is the same kind of object as after :meth:`fit`: :meth:`save` writes the
+        same model file format.
+
+        Parameters
+        ----------
+        source : str, Path, sequence of them, or pyarrow.dataset.Dataset
+            A file, a folder of files (read recursively) or a list of files.
+        target : str
+            Name of the target column.
+        features : sequence of str, optional
+            Feature columns, in model order; defaults to every column but ``target``.
+            String and dictionary columns are one-hot encoded, the rest read as numbers.
+        file_format : {"parquet", "csv"}, optional
+            Defaults to the format that the file names end in.
+        max_levels : int, default=10000
+            Largest number of distinct values accepted in a categorical column.
+        checkpoint_path, resume
+            As in :meth:`fit`.
+        checkpoint_every : int, optional
+            Also write the checkpoint after every this many batches within an epoch.
+
+        Returns
+        -------
+        self
+
+        Notes
+        -----
+        With ``early_stopping``, the validation set is the last fragments
+        (Parquet row groups, or CSV files) in file order that hold at least
+        ``validation_fraction`` of the rows (:func:`~.streamed.split_validation`).
+        It is read into memory once. Data in a single fragment gets no
+        validation set, and early stopping then watches the training loss.
+        """
+        from . import streamed
+
+        architecture = self._check_params()
+        self._check_resume(resume)
+        dataset, names, stats, schema, scaler = streamed.open_and_describe(
+            self, source, target, features, file_format, max_levels
+        )
+        self.feature_names_in_ = np.asarray(names, dtype=object)
+        self.n_features_in_ = len(names)
+        transform, n_outputs = self._stream_target(dataset, target, stats)
+        constraints = schema.encode_constraints(self.monotonic_cst, named=True)
+        self._check_constraints(constraints)
+        architecture.update(
+            in_features=len(schema.encoded_names),
+            out_features=n_outputs,
+            monotonic_cst=constraints.tolist(),
+        )
+        device = resolve_device(self.device)
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        converter = TableConverter(schema, scaler, target=target, target_transform=transform)
+        fraction = self.validation_fraction if self.early_stopping else None
+        training_data, validation_fragments, n_validation = streamed.split_validation(
+            dataset, fraction
+        )
+        if self.early_stopping and not validation_fragments:
+            logger.warning(
+                "the data is a single fragment, so it has no validation set; early "
+                "stopping watches the training loss (write several row groups or files)"
+            )
+        n_train = stats.n_rows - n_validation
+        batches = StreamingBatches(
+            training_data,
+            converter.columns,
+            min(int(self.batch_size), n_train),
+            converter=converter,
+            n_rows=n_train,
+            seed=seed,
+        )
+        params = {
+            k: repr(_jsonable(v))
+            for k, v in self.get_params().items()
+            if k not in ("max_iter", "verbose", "device")
+        }
+        fingerprint = streamed.stream_fingerprint(stats, converter.columns, params, seed)
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = _build_module(architecture).to(device)
+            validation = (
+                streamed.read_validation(validation_fragments, converter, device)
+                if validation_fragments
+                else None
+            )
+            result = train(
+                model,
+                self._loss,
+                batches,
+                self._training_config(seed, device, checkpoint_path, checkpoint_every),
+                validation=validation,
+                resume=resume,
+                fingerprint=fingerprint,
+            )
+
+        self._set_fitted(
+            schema, target, constraints, scaler, architecture, device, model, result,
+            sizes=(stats.n_rows, n_train, n_validation), seed=seed,
+        )
+        return self
+
+    def _check_resume(self, resume: bool) -> None:
+        if resume and not isinstance(self.random_state, numbers.Integral):
+            raise ParameterError(
+                f"resume=True needs an integer random_state, got {self.random_state!r}: the "
+                "resumed run must draw the same initialization, split and batch order"
+            )
+
+    def _set_fitted(
+        self, schema, target_name, constraints, scaler, architecture, device, model, result,
+        *, sizes: tuple[int, int, int], seed: int,
+    ) -> None:
+        """Store the fitted attributes shared by :meth:`fit` and :meth:`fit_stream`."""
+        n_samples, n_train, n_validation = sizes
+        self.schema_ = schema
+        self.target_name_ = target_name
         self.encoded_feature_names_ = schema.encoded_names
         self.encoded_monotonic_cst_ = constraints
         self.input_scaler_ = scaler
@@ -232,9 +373,9 @@ class MonotonicEstimatorBase(BaseEstimator):
         self.n_iter_ = result.n_epochs
         self.best_epoch_ = result.best_epoch
         self.training_ = {
-            "n_samples": int(len(Zs)),
-            "n_train": int(len(train_index)),
-            "n_validation": 0 if val_index is None else int(len(val_index)),
+            "n_samples": int(n_samples),
+            "n_train": int(n_train),
+            "n_validation": int(n_validation),
             "n_epochs": result.n_epochs,
             "best_epoch": result.best_epoch,
             "stopped_early": result.stopped_early,
@@ -244,7 +385,6 @@ class MonotonicEstimatorBase(BaseEstimator):
             "lipmono_version": __version__,
         }
         self.certificate_ = self._certificate()
-        return self
 
     def _prepare(self, X, y, architecture: dict):
         """Validate and encode the data; complete ``architecture`` with the data's sizes."""
@@ -265,7 +405,9 @@ class MonotonicEstimatorBase(BaseEstimator):
         )
         return schema, Z, target, constraints
 
-    def _training_config(self, seed: int, device, checkpoint_path) -> TrainingConfig:
+    def _training_config(
+        self, seed: int, device, checkpoint_path, checkpoint_every=None
+    ) -> TrainingConfig:
         return TrainingConfig(
             learning_rate=float(self.learning_rate),
             max_epochs=int(self.max_iter),
@@ -276,6 +418,7 @@ class MonotonicEstimatorBase(BaseEstimator):
             verbose=bool(self.verbose),
             device=str(device),
             checkpoint_path=None if checkpoint_path is None else str(checkpoint_path),
+            checkpoint_every=checkpoint_every,
         )
 
     def _check_constraints(self, constraints: np.ndarray) -> None:
@@ -299,6 +442,10 @@ class MonotonicEstimatorBase(BaseEstimator):
 
     def _stratify(self, target):
         return None
+
+    def _stream_target_numeric(self, target: str) -> list[str]:
+        """Hook: the target, if the statistics pass should fit its mean and scale."""
+        return []
 
     def _fingerprint(self, Z: np.ndarray, target, seed: int) -> str:
         digest = hashlib.sha256()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 from scipy.special import expit, softmax
 from sklearn.base import ClassifierMixin
@@ -88,6 +90,37 @@ encoded_monotonic_cst_, certificate_, history_, n_iter_
                 "in a feature even when each logit is. Fit one binary classifier per class "
                 "(one-vs-rest) or drop the constraints"
             )
+
+    def _stream_target(self, dataset, target: str, stats):
+        """Set ``classes_`` from a pass over the target column; return the target transform."""
+        from ..streaming import DEFAULT_MAX_LEVELS
+        from .streamed import distinct_values, value_type
+
+        data_type = value_type(dataset, target)
+        values = distinct_values(dataset, target, DEFAULT_MAX_LEVELS)
+        classes = np.unique(pa.array(values, type=data_type).to_numpy(zero_copy_only=False))
+        if len(classes) < 2:
+            raise DataError(
+                f"the target column {target!r} has only 1 class ({classes[0]!r}); a classifier "
+                "needs rows of at least two classes"
+            )
+        self.classes_ = classes
+        value_set = pa.array(classes.tolist(), type=data_type)
+        dtype = DTYPE if len(classes) == 2 else torch.int64
+
+        def transform(column: pa.Array) -> torch.Tensor:
+            if pa.types.is_dictionary(column.type):
+                column = column.dictionary_decode()
+            index = pc.index_in(column, value_set=value_set)
+            if index.null_count:
+                raise DataError(
+                    f"the target column {target!r} has a missing value or a class not seen "
+                    "in the first pass; fill or drop those rows"
+                )
+            positions = index.to_numpy(zero_copy_only=False).astype(np.int64)
+            return torch.as_tensor(positions, dtype=dtype)
+
+        return transform, 1 if len(classes) == 2 else len(classes)
 
     def _stratify(self, target):
         return target.detach().cpu().numpy()

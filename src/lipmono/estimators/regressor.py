@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 import torch
 from sklearn.base import RegressorMixin
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 
 from ..errors import DataError
 from ..schema import Standardizer
+from ..streaming import numeric_matrix
 from .base import DTYPE, MonotonicEstimatorBase
 
 __all__ = ["MonotonicRegressor"]
@@ -130,6 +132,23 @@ class MonotonicRegressor(RegressorMixin, MonotonicEstimatorBase):
         self.target_scaler_ = Standardizer.fit(y)
         target = (y - self.target_scaler_.mean[0]) / self.target_scaler_.scale[0]
         return torch.as_tensor(target, dtype=DTYPE), 1
+
+    def _stream_target_numeric(self, target: str) -> list[str]:
+        return [target]
+
+    def _stream_target(self, dataset, target: str, stats):
+        """Set ``target_scaler_`` from the statistics pass; return the target transform."""
+        j = stats.numeric_columns.index(target)
+        scale = stats.std[j] if stats.std[j] > 0 else 1.0
+        self.target_scaler_ = Standardizer(np.array([stats.mean[j]]), np.array([scale]))
+        mean, scale = float(stats.mean[j]), float(scale)
+
+        def transform(column: pa.Array) -> torch.Tensor:
+            batch = pa.RecordBatch.from_arrays([column], names=[target])
+            values = numeric_matrix(batch, [target])[:, 0]
+            return torch.from_numpy((values - mean) / scale)
+
+        return transform, 1
 
     def _loss(self, output, target):
         return torch.nn.functional.mse_loss(output[:, 0], target)
