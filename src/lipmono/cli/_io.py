@@ -21,7 +21,10 @@ def read_table(path):
     if not path.exists():
         raise DataError(f"input file {str(path)!r} not found")
     if path.is_dir():
-        raise DataError(f"input path {str(path)!r} is a folder; give a CSV or Parquet file")
+        raise DataError(
+            f"input path {str(path)!r} is a folder; give a CSV or Parquet file, or pass "
+            "--stream (lipmono train) to read a folder of them in batches"
+        )
     try:
         if path.suffix.lower() in _PARQUET:
             frame = pd.read_parquet(path)

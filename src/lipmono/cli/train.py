@@ -2,9 +2,11 @@
 
 The task is classification when the target is not numeric or has exactly two
 distinct values, and regression otherwise (override with --task). A checkpoint
-is written next to the model (OUT.ckpt) after every epoch; after an interruption,
-run the same command with --resume to continue. The checkpoint is removed once
-the model is saved.
+is written next to the model (OUT.ckpt) after every epoch, and with
+--checkpoint-every N also after every N batches; after an interruption, run the
+same command with --resume to continue. The checkpoint is removed once the model
+is saved. With --stream, DATA (a file or a folder of Parquet or CSV files) is
+read in batches instead of into memory.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import argparse
 from pathlib import Path
 
 from ..distributed import distributed_session
-from ..errors import ConstraintError, DataError
+from ..errors import ConstraintError, DataError, ParameterError
 from ._io import column_list, read_table, split_target
 
-__all__ = ["add_arguments", "run", "infer_task", "parse_hidden", "set_threads"]
+__all__ = [
+    "add_arguments", "run", "infer_task", "infer_stream_task", "parse_hidden", "set_threads"
+]
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:
@@ -35,7 +39,9 @@ def parse_hidden(text: str) -> tuple[int, ...]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("data", help="training table (.csv, or .parquet/.pq)")
+    parser.add_argument(
+        "data", help="training table (.csv, or .parquet/.pq); with --stream also a folder of them"
+    )
     parser.add_argument("--target", required=True, help="name of the target column")
     parser.add_argument(
         "--increasing",
@@ -60,6 +66,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", default="model.safetensors", help="model file to write (default: %(default)s)"
     )
     parser.add_argument("--resume", action="store_true", help="continue from OUT.ckpt if it exists")
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="N",
+        help="also write OUT.ckpt after every N batches, so --resume continues within an "
+        "epoch (default: at the end of each epoch only)",
+    )
+    parser.add_argument(
+        "--stream",
+        action="store_true",
+        help="read DATA in batches with pyarrow instead of into memory, for data larger than "
+        "memory; DATA may be a folder of Parquet or CSV files",
+    )
 
 
 def add_model_options(parser: argparse.ArgumentParser, *, epochs: int = 200) -> None:
@@ -128,7 +147,7 @@ def infer_task(target) -> str:
     return "classification" if target.dropna().nunique() == 2 else "regression"
 
 
-def constraints_from(args, features) -> dict[str, int]:
+def constraints_from(args, features: list[str]) -> dict[str, int]:
     """Return ``{column: direction}`` from --increasing and --decreasing."""
     increasing = column_list(args.increasing)
     decreasing = column_list(args.decreasing)
@@ -139,11 +158,11 @@ def constraints_from(args, features) -> dict[str, int]:
         )
     if args.target in increasing + decreasing:
         raise ConstraintError(f"{args.target!r} is the target; constrain feature columns only")
-    unknown = [name for name in increasing + decreasing if name not in features.columns]
+    unknown = [name for name in increasing + decreasing if name not in features]
     if unknown:
         raise ConstraintError(
             f"constrained column(s) {', '.join(map(repr, unknown))} not found; the feature "
-            f"columns are: {', '.join(map(str, features.columns))}"
+            f"columns are: {', '.join(map(str, features))}"
         )
     return {**{name: 1 for name in increasing}, **{name: -1 for name in decreasing}}
 
@@ -171,27 +190,29 @@ def run(args) -> int:
     folder = Path(args.out).parent
     if not folder.is_dir():
         raise FileNotFoundError(f"output folder {str(folder)!r} does not exist; create it first")
-    set_threads(args.threads)
-    frame = read_table(args.data)
-    features, target = split_target(frame, args.target, args.data)
-    if features.shape[1] == 0:
-        raise DataError(
-            f"{str(args.data)!r} has no feature columns besides the target {args.target!r}"
+    if args.checkpoint_every is not None and args.checkpoint_every < 1:
+        raise ParameterError(
+            f"--checkpoint-every must be at least 1 batch, got {args.checkpoint_every}"
         )
-    task = infer_task(target) if args.task == "auto" else args.task
-    estimator = estimator_from(args, task, constraints_from(args, features))
+    set_threads(args.threads)
+    fit = _stream_fit(args) if args.stream else _memory_fit(args)
     checkpoint = Path(f"{args.out}.ckpt")
     # Under torchrun every rank runs this command; the ranks train together with DDP
     # and only rank 0 writes the model and the messages below.
     with distributed_session() as context:
-        estimator.fit(features, target, checkpoint_path=checkpoint, resume=args.resume)
+        task, estimator = fit(
+            checkpoint_path=checkpoint, resume=args.resume, checkpoint_every=args.checkpoint_every
+        )
         if context.is_main:
             estimator.save(args.out)
             checkpoint.unlink(missing_ok=True)
     if not context.is_main:
         return 0
     last = estimator.history_[-1]
-    print(f"task: {task}; {len(frame)} rows, {features.shape[1]} feature columns")
+    print(
+        f"task: {task}; {estimator.training_['n_samples']} rows, "
+        f"{estimator.n_features_in_} feature columns"
+    )
     print(
         f"epochs: {estimator.n_iter_} (best {estimator.best_epoch_}); final train loss "
         f"{last['train_loss']:.4f}"
@@ -203,3 +224,52 @@ def run(args) -> int:
     )
     print(f"model written to {args.out}")
     return 0
+
+
+def _memory_fit(args):
+    """Read DATA into memory; return a function that fits and returns (task, estimator)."""
+    frame = read_table(args.data)
+    features, target = split_target(frame, args.target, args.data)
+    if features.shape[1] == 0:
+        raise DataError(
+            f"{str(args.data)!r} has no feature columns besides the target {args.target!r}"
+        )
+    task = infer_task(target) if args.task == "auto" else args.task
+    estimator = estimator_from(args, task, constraints_from(args, list(features.columns)))
+
+    def fit(**options):
+        return task, estimator.fit(features, target, **options)
+
+    return fit
+
+
+def _stream_fit(args):
+    """Open DATA for batch reading; return a function that fits and returns (task, estimator)."""
+    from ..estimators.streamed import feature_columns
+    from ..streaming import open_dataset
+
+    dataset = open_dataset(args.data)
+    features = feature_columns(dataset, args.target, None)
+    task = infer_stream_task(dataset, args.target) if args.task == "auto" else args.task
+    estimator = estimator_from(args, task, constraints_from(args, features))
+
+    def fit(**options):
+        return task, estimator.fit_stream(dataset, target=args.target, **options)
+
+    return fit
+
+
+def infer_stream_task(dataset, target: str) -> str:
+    """Return the task for a streamed target column, with the rule of :func:`infer_task`.
+
+    A numeric target is read (that column alone) until a third distinct value shows.
+    """
+    import pyarrow as pa
+
+    from ..estimators.streamed import distinct_values, value_type
+
+    data_type = value_type(dataset, target)
+    if not (pa.types.is_integer(data_type) or pa.types.is_floating(data_type)):
+        return "classification"
+    values = distinct_values(dataset, target, max_values=3, stop_above=2)
+    return "classification" if len(values) == 2 else "regression"
