@@ -195,6 +195,7 @@ def run(args) -> int:
             f"--checkpoint-every must be at least 1 batch, got {args.checkpoint_every}"
         )
     set_threads(args.threads)
+
     fit = _stream_fit(args) if args.stream else _memory_fit(args)
     checkpoint = Path(f"{args.out}.ckpt")
     # Under torchrun every rank runs this command; the ranks train together with DDP
@@ -208,6 +209,7 @@ def run(args) -> int:
             checkpoint.unlink(missing_ok=True)
     if not context.is_main:
         return 0
+
     last = estimator.history_[-1]
     print(
         f"task: {task}; {estimator.training_['n_samples']} rows, "

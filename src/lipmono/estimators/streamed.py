@@ -49,7 +49,7 @@ def is_categorical_type(data_type: pa.DataType) -> bool:
     """Return whether a column of ``data_type`` is one-hot encoded.
 
     String and dictionary columns are, as object and string columns of a pandas
-    DataFrame are in an in-memory fit; every other column is read as numbers.
+    DataFrame are in :meth:`fit`. Every other column is read as numbers.
     """
     return (
         pa.types.is_string(data_type)
@@ -92,9 +92,9 @@ def split_validation(
     if fraction is None or len(fragments) < 2:
         return dataset, [], 0
     counts = [_fragment_rows(fragment) for fragment in fragments]
-    wanted = math.ceil(fraction * sum(counts))
+    required_rows = math.ceil(fraction * sum(counts))
     n_validation, cut = 0, len(fragments)
-    while cut > 1 and n_validation < wanted:
+    while cut > 1 and n_validation < required_rows:
         cut -= 1
         n_validation += counts[cut]
     training = ds.FileSystemDataset(
@@ -164,9 +164,12 @@ def open_and_describe(estimator, source, target: str, features, file_format, max
     return dataset, names, stats, schema, encoded_standardizer(stats, schema)
 
 
-def distinct_values(dataset: ds.Dataset, column: str, max_values: int) -> list:
+def distinct_values(
+    dataset: ds.Dataset, column: str, max_values: int, *, stop_above: int | None = None
+) -> list:
     """Return the distinct values of ``column``, reading that column alone.
 
+    With ``stop_above``, return as soon as more than that many values are found.
     Raises :class:`DataError` at the first missing value, or when there are more
     than ``max_values`` distinct values.
     """
@@ -182,9 +185,12 @@ def distinct_values(dataset: ds.Dataset, column: str, max_values: int) -> list:
                 )
             values.update(pc.unique(array).to_pylist())
             rows += batch.num_rows
+            if stop_above is not None and len(values) > stop_above:
+                return sorted(values)
             if len(values) > max_values:
                 raise DataError(
-                    f"column {column!r} has more than {max_values} distinct values"
+                    f"column {column!r} has more than {max_values} distinct values; a class "
+                    "target needs fewer, and a continuous target needs MonotonicRegressor"
                 )
     return sorted(values)
 
