@@ -30,7 +30,7 @@ def scale_up(model, factor):
     return model
 
 
-@settings(deadline=None, max_examples=60)
+@settings(deadline=None, max_examples=200)
 @given(
     out_features=st.integers(1, 16),
     in_features=st.integers(1, 16),
@@ -60,7 +60,7 @@ def test_layer_norm_within_budget(
         assert torch.equal(layer.weight, W_eff)
 
 
-@settings(deadline=None, max_examples=20)
+@settings(deadline=None, max_examples=60)
 @given(
     in_features=st.integers(1, 5),
     hidden=st.lists(st.sampled_from([2, 4, 6, 8]), min_size=1, max_size=3),
@@ -123,7 +123,7 @@ def assert_monotonic(model, dtype, seed):
     assert float(steps.min()) >= -tolerance
 
 
-@settings(deadline=None, max_examples=40)
+@settings(deadline=None, max_examples=150)
 @given(
     data=st.data(),
     in_features=st.integers(1, 5),
