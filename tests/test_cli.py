@@ -171,7 +171,7 @@ def test_resume_after_interrupt_matches_uninterrupted(tables, tmp_path, monkeypa
     argv += [*QUICK, "--epochs", "4", "--out", str(out)]
     monkeypatch.setattr(training, "_write_checkpoint", write_then_interrupt)
     assert main(argv) == 130
-    assert "interrupted" in capsys.readouterr().err
+    assert "interrupted; run the same command with --resume" in capsys.readouterr().err
     assert not out.exists()
     checkpoint = tmp_path / "resumed.safetensors.ckpt"
     assert read_container(checkpoint, "lipmono-checkpoint")[1]["epoch"] == 2
@@ -290,6 +290,43 @@ def test_single_class_target(tables, tmp_path, capsys):
         ["train", str(path), "--target", "label", "--task", "classification"],
         "only 1 class",
     )
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_constant_target_with_task_auto(tables, tmp_path, capsys, stream):
+    frame = pd.read_csv(tables["regression"]).assign(response=1)
+    path = tmp_path / "constant.csv"
+    frame.to_csv(path, index=False)
+    out = tmp_path / "model.safetensors"
+    argv = ["train", str(path), "--target", "response", *QUICK, "--out", str(out)]
+    run_error(
+        capsys,
+        argv + (["--stream"] if stream else []),
+        "the target column 'response' contains only the value 1, so there is nothing to learn",
+    )
+    assert not out.exists()
+
+
+def test_single_class_message_shows_plain_value(tables, tmp_path, capsys):
+    frame = pd.read_csv(tables["classification"]).assign(label=1)
+    path = tmp_path / "one.csv"
+    frame.to_csv(path, index=False)
+    argv = ["train", str(path), "--target", "label", "--task", "classification"]
+    captured = run_error(capsys, argv, "only 1 class (1)")
+    assert "np.int64" not in captured.err
+
+
+def test_warning_prints_without_source_line(tables, tmp_path, capsys):
+    model_path = train_model(tables, tmp_path)
+    features = pd.read_csv(tables["features"]).assign(city="lima")
+    path = tmp_path / "new_level.csv"
+    features.to_csv(path, index=False)
+    capsys.readouterr()
+    assert main(["predict", str(model_path), str(path), "--out", str(tmp_path / "p.csv")]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("warning: column 'city' has 1 level(s) not seen at fit time"), err
+    assert all(line.startswith("warning: ") for line in err.splitlines()), err
+    assert "UserWarning" not in err
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])

@@ -144,7 +144,19 @@ def infer_task(target) -> str:
 
     if not pd.api.types.is_numeric_dtype(target) or pd.api.types.is_bool_dtype(target):
         return "classification"
-    return "classification" if target.dropna().nunique() == 2 else "regression"
+    values = target.dropna().unique()
+    check_distinct_targets(target.name, values.tolist())
+    return "classification" if len(values) == 2 else "regression"
+
+
+def check_distinct_targets(target: str, values: list) -> None:
+    """Raise DataError when a target column has fewer than two distinct values."""
+    if len(values) < 2:
+        found = f"only the value {values[0]!r}" if values else "no values"
+        raise DataError(
+            f"the target column {target!r} contains {found}, so there is nothing to learn; "
+            "use a column that varies, or rows with at least two target values"
+        )
 
 
 def constraints_from(args, features: list[str]) -> dict[str, int]:
@@ -274,4 +286,5 @@ def infer_stream_task(dataset, target: str) -> str:
     if not (pa.types.is_integer(data_type) or pa.types.is_floating(data_type)):
         return "classification"
     values = distinct_values(dataset, target, max_values=3, stop_above=2)
+    check_distinct_targets(target, list(values))
     return "classification" if len(values) == 2 else "regression"

@@ -74,8 +74,8 @@ encoded_monotonic_cst_, certificate_, history_, n_iter_
         classes, encoded = np.unique(y, return_inverse=True)
         if len(classes) < 2:
             raise DataError(
-                f"the target has only 1 class ({classes[0]!r}); a classifier needs rows of at "
-                "least two classes"
+                f"the target has only 1 class ({classes.tolist()[0]!r}); a classifier needs rows "
+                "of at least two classes"
             )
         self.classes_ = classes
         if len(classes) == 2:
@@ -101,8 +101,8 @@ encoded_monotonic_cst_, certificate_, history_, n_iter_
         classes = np.unique(pa.array(values, type=data_type).to_numpy(zero_copy_only=False))
         if len(classes) < 2:
             raise DataError(
-                f"the target column {target!r} has only 1 class ({classes[0]!r}); a classifier "
-                "needs rows of at least two classes"
+                f"the target column {target!r} has only 1 class ({classes.tolist()[0]!r}); a "
+                "classifier needs rows of at least two classes"
             )
         self.classes_ = classes
         value_set = pa.array(classes.tolist(), type=data_type)
