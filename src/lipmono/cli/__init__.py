@@ -12,7 +12,7 @@ heavy libraries inside ``run`` so that ``lipmono --help`` stays fast.
 
 :func:`main` catches :class:`~lipmono.errors.LipmonoError` and file errors, prints
 ``error: <message>`` to stderr and returns 2; so does a training loss that stops
-being finite. An interrupt returns 130.
+being finite. An interrupt returns 130. Warnings print as ``warning: <message>``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import importlib
 import logging
 import os
 import sys
+import warnings
 
 from .. import __version__
 from ..errors import LipmonoError
@@ -73,13 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     if verbose:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        if not verbose:
-            return int(args.handler(args) or 0)
-        from tqdm.contrib.logging import logging_redirect_tqdm
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            if not verbose:
+                return int(args.handler(args) or 0)
+            from tqdm.contrib.logging import logging_redirect_tqdm
 
-        # Log lines go through tqdm, so they print above the progress bar, not into it.
-        with logging_redirect_tqdm():
-            return int(args.handler(args) or 0)
+            # Log lines go through tqdm, so they print above the progress bar, not into it.
+            with logging_redirect_tqdm():
+                return int(args.handler(args) or 0)
     except LipmonoError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -95,5 +98,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+        hint = ""
+        if args.command == "train":
+            hint = "; run the same command with --resume to continue from the last checkpoint"
+        print(f"error: interrupted{hint}", file=sys.stderr)
         return 130
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Print a warning as ``warning: <message>``, without the source line of a traceback."""
+    print(f"warning: {message}", file=file or sys.stderr)
