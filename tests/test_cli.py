@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import lipmono
 from lipmono.cli import main
@@ -344,6 +345,30 @@ def test_out_folder_missing(tables, tmp_path, capsys):
     out = tmp_path / "missing" / "model.safetensors"
     argv = ["train", str(tables["regression"]), "--target", "response", "--out", str(out)]
     run_error(capsys, argv, "does not exist")
+
+
+def test_out_is_existing_folder(tables, tmp_path, capsys):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    argv = ["train", str(tables["regression"]), "--target", "response", *QUICK]
+    run_error(capsys, [*argv, "--out", str(folder)], "is a folder; give a model file name")
+    model_path = train_model(tables, tmp_path)
+    capsys.readouterr()
+    predict = ["predict", str(model_path), str(tables["features"]), "--out", str(folder)]
+    captured = run_error(capsys, predict, "is a folder; give a file path")
+    assert ".tmp" not in captured.err
+    assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("device", "match"),
+    [("foo", "device='foo' is not a torch device"), ("cuda", "finds no CUDA device")],
+)
+def test_invalid_device(tables, capsys, device, match):
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    argv = ["train", str(tables["regression"]), "--target", "response", *QUICK]
+    run_error(capsys, [*argv, "--device", device], match)
 
 
 def test_predict_with_missing_or_extra_columns(tables, tmp_path, capsys):

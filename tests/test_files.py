@@ -40,3 +40,11 @@ def test_failure_leaves_target_and_no_temporary(tmp_path):
 def test_missing_folder_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.*does not exist"):
         atomic_write_bytes(tmp_path / "missing" / "f.bin", b"x")
+
+
+def test_folder_as_destination_is_rejected(tmp_path):
+    (tmp_path / "out").mkdir()
+    with pytest.raises(IsADirectoryError, match="'.*out' is a folder; give a file path"):
+        atomic_write_bytes(tmp_path / "out", b"x")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    assert list((tmp_path / "out").iterdir()) == []

@@ -33,12 +33,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     gets the permissions a plain ``open(path, "w")`` would give it (0666 less the
     umask), not the owner-only mode that :func:`tempfile.mkstemp` uses.
 
-    Raises ``FileNotFoundError`` if the destination folder does not exist.
+    Raises ``FileNotFoundError`` if the destination folder does not exist, and
+    ``IsADirectoryError`` if ``path`` is a folder.
     """
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise FileNotFoundError(f"folder {str(folder)!r} does not exist; create it first")
+    if target.is_dir():
+        raise IsADirectoryError(f"{str(target)!r} is a folder; give a file path to write")
     descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     os.close(descriptor)
     try:

@@ -50,7 +50,7 @@ from .distributed import (
     unwrap_model,
     wrap_model,
 )
-from .errors import ModelFileError
+from .errors import ModelFileError, ParameterError
 from .serialization import FORMAT_VERSION, read_container, write_container
 
 __all__ = [
@@ -149,11 +149,17 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        resolved = torch.device(device)
     except (RuntimeError, TypeError):
-        raise ValueError(
+        raise ParameterError(
             f"device={device!r} is not a torch device; use 'auto', 'cpu' or 'cuda:0'"
         ) from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ParameterError(
+            f"device={str(device)!r} requests a GPU, but this torch build ({torch.__version__}) "
+            "finds no CUDA device; use 'cpu' or 'auto'"
+        )
+    return resolved
 
 
 def wrap_module(module: nn.Module, context: DistributedContext | None = None) -> nn.Module:

@@ -199,6 +199,11 @@ def estimator_from(args, task: str, constraints):
 
 
 def run(args) -> int:
+    if Path(args.out).is_dir():
+        raise ParameterError(
+            f"--out {str(args.out)!r} is a folder; give a model file name such as "
+            f"{str(Path(args.out) / 'model.safetensors')!r}"
+        )
     folder = Path(args.out).parent
     if not folder.is_dir():
         raise FileNotFoundError(f"output folder {str(folder)!r} does not exist; create it first")
