@@ -147,6 +147,17 @@ def test_train_from_parquet(tables, tmp_path):
     assert list(lipmono.load(out).classes_) == ["no", "yes"]
 
 
+def test_predict_writes_parquet_by_extension(tables, tmp_path, capsys):
+    model_path = train_model(tables, tmp_path)
+    out = tmp_path / "predictions.parquet"
+    assert main(["predict", str(model_path), str(tables["features"]), "--out", str(out)]) == 0
+    frame = pd.read_parquet(out)
+    assert list(frame.columns) == ["prediction", "probability"]
+    assert len(frame) == 150
+    expected = lipmono.load(model_path).predict(pd.read_csv(tables["features"]))
+    assert frame["prediction"].tolist() == expected.tolist()
+
+
 def test_predict_ignores_target_column(tables, tmp_path, capsys):
     model_path = train_model(tables, tmp_path, task="regression")
     capsys.readouterr()

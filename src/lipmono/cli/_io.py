@@ -42,9 +42,18 @@ def read_table(path):
 
 
 def write_csv(frame, path) -> None:
-    """Write ``frame`` as CSV to ``path`` atomically, or to stdout when ``path`` is None or "-"."""
+    """Write ``frame`` to ``path`` atomically, or as CSV to stdout when ``path`` is None or "-".
+
+    A path ending in .parquet or .pq gets Parquet, as :func:`read_table` reads it; any
+    other path gets CSV.
+    """
     import sys
 
+    if path is not None and str(path) != "-" and Path(path).suffix.lower() in _PARQUET:
+        binary = io.BytesIO()
+        frame.to_parquet(binary, index=False)
+        atomic_write_bytes(path, binary.getvalue())
+        return
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)
     if path is None or str(path) == "-":

@@ -1,4 +1,4 @@
-"""Apply a saved model to a table and write its predictions as CSV.
+"""Apply a saved model to a table and write its predictions as CSV or Parquet.
 
 The input needs exactly the feature columns the model was trained on; a column
 named like the training target is ignored. Classifiers also write the
@@ -17,7 +17,11 @@ __all__ = ["add_arguments", "run", "prediction_frame", "drop_target"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="model file written by lipmono train")
     parser.add_argument("data", help="input table (.csv, or .parquet/.pq)")
-    parser.add_argument("--out", default="-", help="CSV file to write (default: standard output)")
+    parser.add_argument(
+        "--out",
+        default="-",
+        help="file to write: Parquet for .parquet/.pq, else CSV (default: CSV on standard output)",
+    )
 
 
 def drop_target(estimator, frame):
