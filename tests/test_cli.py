@@ -341,6 +341,22 @@ def test_warning_prints_without_source_line(tables, tmp_path, capsys):
     assert "UserWarning" not in err
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "data.csv", "--target", "y", "--epochs", "0"],
+        ["train", "data.csv", "--target", "y", "--batch-size", "-3"],
+        ["train", "data.csv", "--target", "y", "--epochs", "ten"],
+        ["demo", "--epochs", "0"],
+    ],
+)
+def test_epochs_and_batch_size_below_one(capsys, argv):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    option, value = argv[-2], argv[-1]
+    assert f"argument {option}: invalid value {value!r}; give a whole number >= 1" in err
+
+
 @pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
 def test_invalid_lipschitz(tables, capsys, value):
     argv = ["train", str(tables["regression"]), "--target", "response", f"--lipschitz={value}"]

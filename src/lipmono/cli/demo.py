@@ -12,14 +12,17 @@ import argparse
 import time
 
 from .info import format_certificate
-from .train import add_threads_option, set_threads
+from .train import add_threads_option, positive_int, set_threads
 
 __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--epochs", type=int, default=100, help="maximum number of epochs (default: %(default)s)"
+        "--epochs",
+        type=positive_int,
+        default=100,
+        help="maximum number of epochs (default: %(default)s)",
     )
     parser.add_argument(
         "--lipschitz", type=float, default=1.0, help="Lipschitz bound lambda (default: %(default)s)"

@@ -38,6 +38,17 @@ def parse_hidden(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def positive_int(text: str) -> int:
+    """Parse a whole number of at least 1, for --epochs and --batch-size."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}; give a whole number >= 1")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "data", help="training table (.csv, or .parquet/.pq); with --stream also a folder of them"
@@ -97,10 +108,16 @@ def add_model_options(parser: argparse.ArgumentParser, *, epochs: int = 200) -> 
         "--group-size", type=int, default=2, help="GroupSort group size (default: %(default)s)"
     )
     parser.add_argument(
-        "--epochs", type=int, default=epochs, help="maximum number of epochs (default: %(default)s)"
+        "--epochs",
+        type=positive_int,
+        default=epochs,
+        help="maximum number of epochs (default: %(default)s)",
     )
     parser.add_argument(
-        "--batch-size", type=int, default=256, help="mini-batch size (default: %(default)s)"
+        "--batch-size",
+        type=positive_int,
+        default=256,
+        help="mini-batch size (default: %(default)s)",
     )
     parser.add_argument(
         "--learning-rate", type=float, default=1e-3, help="Adam step size (default: %(default)s)"
