@@ -189,6 +189,9 @@ def test_resume_after_interrupt_matches_uninterrupted(tables, tmp_path, monkeypa
     assert read_container(checkpoint, "lipmono-checkpoint")[1]["epoch"] == 2
 
     monkeypatch.setattr(training, "_write_checkpoint", write)
+    # Without --resume the interrupted run's checkpoint is kept and the command stops.
+    run_error(capsys, argv, "from an interrupted run exists; rerun with --resume")
+    assert read_container(checkpoint, "lipmono-checkpoint")[1]["epoch"] == 2
     assert main([*argv, "--resume"]) == 0
     features = pd.read_csv(tables["features"])
     expected = lipmono.load(reference).decision_function(features)

@@ -147,8 +147,6 @@ def set_threads(threads: int | None) -> None:
         return
     import torch
 
-    from ..estimators import ParameterError
-
     if threads < 1:
         raise ParameterError(f"--threads must be at least 1, got {threads}")
 
@@ -230,8 +228,14 @@ def run(args) -> int:
         )
     set_threads(args.threads)
 
-    fit = _stream_fit(args) if args.stream else _memory_fit(args)
     checkpoint = Path(f"{args.out}.ckpt")
+    if checkpoint.exists() and not args.resume:
+        # Starting over would overwrite the interrupted run's progress without a word.
+        raise ParameterError(
+            f"checkpoint {str(checkpoint)!r} from an interrupted run exists; rerun with "
+            "--resume to continue it, or delete it to start over"
+        )
+    fit = _stream_fit(args) if args.stream else _memory_fit(args)
     # Under torchrun every rank runs this command; the ranks train together with DDP
     # and only rank 0 writes the model and the messages below.
     with distributed_session() as context:
