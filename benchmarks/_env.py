@@ -6,9 +6,11 @@ import json
 import platform
 from pathlib import Path
 
+from torch import nn
+
 from lipmono.files import atomic_write_bytes
 
-__all__ = ["cpu_name", "replace_section", "write_json"]
+__all__ = ["cpu_name", "relu_mlp", "replace_section", "write_json"]
 
 
 def cpu_name() -> str:
@@ -42,3 +44,13 @@ def replace_section(page: Path, name: str, text: str) -> None:
     head, rest = content.split(start, 1)
     _, tail = rest.split(end, 1)
     atomic_write_bytes(page, f"{head}{start}\n{text}\n{end}{tail}".encode())
+
+
+def relu_mlp(sizes: list[int]) -> nn.Sequential:
+    """Return the plain baseline: ``nn.Linear`` layers of ``sizes`` with ReLU between them."""
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _env import cpu_name, replace_section, write_json
+from _env import cpu_name, relu_mlp, replace_section, write_json
 from torch import nn
 
 import lipmono
@@ -70,13 +70,7 @@ def build_models(seed: int) -> tuple[nn.Module, nn.Module]:
         core,
         lipmono.OutputAffine([2.0], [0.5]),
     ).eval()
-    sizes = [IN_FEATURES, *HIDDEN, 1]
-    layers: list[nn.Module] = []
-    for i in range(len(sizes) - 1):
-        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    return model, nn.Sequential(*layers).eval()
+    return model, relu_mlp([IN_FEATURES, *HIDDEN, 1]).eval()
 
 
 def torch_runner(module: nn.Module, x: np.ndarray) -> Callable[[], np.ndarray]:

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from _env import cpu_name, write_json
+from _env import cpu_name, relu_mlp, write_json
 from torch import nn
 
 import lipmono
@@ -58,13 +58,7 @@ def build_models(seed: int, compile_models: bool = False) -> dict[str, nn.Module
         group_size=2,
     )
     torch.manual_seed(seed)
-    sizes = [IN_FEATURES, *HIDDEN, 1]
-    layers: list[nn.Module] = []
-    for i in range(len(sizes) - 1):
-        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    models = {"monotonic": monotonic, "relu": nn.Sequential(*layers)}
+    models = {"monotonic": monotonic, "relu": relu_mlp([IN_FEATURES, *HIDDEN, 1])}
     if compile_models:
         models = {name: torch.compile(model) for name, model in models.items()}
     return models

@@ -12,7 +12,7 @@ every p-norm. :func:`lipschitz_bound` evaluates this product on the effective
 weights that the module actually uses, so a fault in the normalization shows up
 as a bound above the requested budget. :func:`empirical_lipschitz` searches for
 inputs where the model is steep, which gives a lower bound; the ratio of the two
-says how tight the certificate is.
+shows how tight the certificate is.
 """
 
 from __future__ import annotations

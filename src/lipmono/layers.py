@@ -2,8 +2,8 @@ r"""Lipschitz-bounded dense layer and the GroupSort activation.
 
 :class:`LipschitzLinear` keeps its raw weight as a trainable parameter and maps it
 to an effective weight through a torch parametrization
-(:func:`torch.nn.utils.parametrize.register_parametrization`), so every forward
-pass uses a weight whose operator norm is at most the layer's budget and the
+(:func:`torch.nn.utils.parametrize.register_parametrization`). Every forward pass
+therefore uses a weight whose operator norm is at most the layer's budget, and the
 gradient flows through the rescaling.
 """
 

@@ -19,9 +19,9 @@ A checkpoint is one safetensors file (see :mod:`lipmono.serialization`). Its
 tensors are the module's weights, the best weights so far, Adam's moment tensors
 and the torch and numpy random states. Its JSON contains the epoch, the data
 position (batches of the current epoch already trained on) with their partial
-loss sums, the Python random state, the world size, the early-stopping counters,
-the loss history and a fingerprint of the data and settings, so a resumed run
-with other data is rejected. With ``checkpoint_every`` it is also written within
+loss sums, the Python random state, the world size, the early-stopping counters
+and the loss history. It also contains a fingerprint of the data and settings, so
+a resumed run with other data is rejected. With ``checkpoint_every`` it is also written within
 an epoch. Batch order depends only on the seed and the epoch number, so a
 resumed run reproduces an uninterrupted one exactly (bit for bit on CPU).
 """
